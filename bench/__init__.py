@@ -1,0 +1,1 @@
+"""kvault benchmarks: ``python -m bench NAME`` prints one JSON object."""

@@ -1,0 +1,1 @@
+"""The ``kvault`` command line."""

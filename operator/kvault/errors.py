@@ -1,0 +1,78 @@
+"""Typed errors shared by every layer.
+
+Each error carries a stable ``code`` (the Azure Key Vault error code where one exists) so that
+the data plane can map it to an HTTP status without string matching. Messages name what was
+wrong and never include secret material.
+"""
+
+from __future__ import annotations
+
+
+class KvaultError(Exception):
+    """Base of every error kvault raises on purpose."""
+
+    code = "InternalError"
+    #: A finer code for clients (Azure's ``innererror.code``), or ``None``.
+    inner_code: str | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadParameter(KvaultError):
+    """Input that breaks a documented rule (name, size, count...). Nothing was changed."""
+
+    code = "BadParameter"
+
+
+class NotFound(KvaultError):
+    code = "NotFound"
+
+
+class Conflict(KvaultError):
+    """The operation does not fit the current state (name taken, deleted-but-recoverable...)."""
+
+    code = "Conflict"
+
+
+class Forbidden(KvaultError):
+    """The operation is refused by policy (disabled item, purge protection...)."""
+
+    code = "Forbidden"
+
+
+class ItemDisabled(Forbidden):
+    """The item version is disabled: its value cannot be read until it is enabled again."""
+
+    inner_code = "SecretDisabled"
+
+
+class PurgeProtected(Forbidden):
+    """Purge is refused while the vault has purge protection and the retention has not passed."""
+
+    inner_code = "PurgeProtectionEnabled"
+
+
+class IntegrityError(KvaultError):
+    """Stored or supplied ciphertext failed authentication: tampered, moved or foreign."""
+
+    code = "IntegrityError"
+
+
+class ConfigError(KvaultError):
+    """kvault is configured wrongly (missing or malformed key, bad module path...)."""
+
+    code = "ConfigError"
+
+
+class StorageConflict(KvaultError):
+    """A compare-and-set precondition failed; the caller may re-read and retry."""
+
+    code = "StorageConflict"
+
+
+class HSMError(KvaultError):
+    """The HSM plugin failed to perform an operation."""
+
+    code = "HSMError"

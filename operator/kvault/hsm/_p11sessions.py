@@ -1,0 +1,49 @@
+"""Process-wide logged-in PKCS#11 sessions, one per (module, token), refcounted.
+
+Why: login state is per token per process (a second login raises ``UserAlreadyLoggedIn``)
+and ``pkcs11.lib(path)`` is process-global, so plugin instances over the same token (two
+vaults, a test reopening) must share one session; the last release logs out.
+
+Only the PKCS#11 thread (:mod:`kvault.hsm._p11thread`) touches these objects, so no lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+import pkcs11
+
+
+@dataclass(eq=False)
+class SharedSession:
+    module: str
+    token_label: str
+    session: pkcs11.Session
+    pin_digest: bytes
+    refs: int = 1
+    keys: dict[str, Any] = field(default_factory=dict)  # label -> SecretKey (stubs lack encrypt)
+
+    def __repr__(self) -> str:
+        return (
+            f"SharedSession(module={self.module!r}, token={self.token_label!r}, refs={self.refs})"
+        )
+
+
+sessions: dict[tuple[str, str], SharedSession] = {}
+loaded_modules: set[str] = set()  # modules this process has loaded (and initialised)
+
+
+def pin_digest(module: str, token_label: str, pin: bytes) -> bytes:
+    """Lets a later instance prove it knows the PIN without the PIN being kept around."""
+    return hmac.new(pin, f"{module}\x00{token_label}".encode(), hashlib.sha256).digest()
+
+
+def digests_equal(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+def sessions_open_on(module: str) -> bool:
+    return any(m == module for m, _ in sessions)

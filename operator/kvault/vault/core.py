@@ -1,0 +1,109 @@
+"""State shared by the vault services: storage, barrier, clock, audit and the vault cache."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from kvault.audit.event import AuditEvent, Auditor, NullAuditor
+from kvault.barrier.barrier import Barrier
+from kvault.barrier.context import Context
+from kvault.errors import KvaultError, NotFound
+from kvault.storage.base import Row, Storage
+from kvault.vault import layout
+from kvault.vault.model import VaultInfo
+from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
+from kvault.vault.records import decode_vault
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks (for the audit log); the data plane fills it from the verified token."""
+
+    principal: str = "local"
+    request_id: str = ""
+
+
+LOCAL = Caller()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Filled in by an audited operation with what it touched (the version it read or wrote)."""
+
+    version: str = ""
+    item: str = ""
+
+
+@dataclass(slots=True)
+class Core:
+    storage: Storage
+    barrier: Barrier
+    auditor: Auditor = field(default_factory=NullAuditor)
+    clock: Callable[[], float] = time.time
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    _vaults: dict[str, tuple[int, VaultInfo]] = field(default_factory=dict)
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    @contextmanager
+    def audited(
+        self, caller: Caller, vault: str, operation: str, item: str = ""
+    ) -> Iterator[Outcome]:
+        """Record the operation once it ends: ``ok``, or the code of the error that ended it."""
+        outcome = Outcome(item=item)
+        try:
+            yield outcome
+        except KvaultError as exc:
+            self._record(caller, vault, operation, outcome, exc.code)
+            raise
+        except BaseException:
+            self._record(caller, vault, operation, outcome, "InternalError")
+            raise
+        self._record(caller, vault, operation, outcome, "ok")
+
+    def _record(self, caller: Caller, vault: str, op: str, outcome: Outcome, result: str) -> None:
+        self.auditor.record(
+            AuditEvent(
+                caller.principal,
+                vault,
+                op,
+                result,
+                outcome.item,
+                outcome.version,
+                caller.request_id,
+            )
+        )
+
+    async def read(self, key: str, ctx: Context) -> tuple[Row, bytes] | None:
+        """A row and its opened plaintext, or ``None`` when absent."""
+        row = await self.storage.get(key)
+        if row is None:
+            return None
+        return row, await self.barrier.open(ctx, row.value)
+
+    async def vault_row(self, name: str) -> tuple[int, VaultInfo] | None:
+        """The vault record and its revision, from cache after the first read."""
+        cached = self._vaults.get(name)
+        if cached is not None:
+            return cached
+        key, ctx = layout.vault_row(name)
+        found = await self.read(key, ctx)
+        if found is None:
+            return None
+        entry = (found[0].revision, decode_vault(found[1]))
+        self._vaults[name] = entry
+        return entry
+
+    def forget_vault(self, name: str) -> None:
+        self._vaults.pop(name, None)
+
+    async def active_vault(self, name: str) -> VaultInfo:
+        """The vault, which must exist and not be deleted."""
+        entry = await self.vault_row(name)
+        if entry is None or entry[1].deleted_date is not None:
+            raise NotFound(f"vault {name!r} was not found")
+        return entry[1]

@@ -1,0 +1,87 @@
+"""What the vault domain returns: frozen views of items and vaults, never storage rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+ROLES = (
+    "Key Vault Administrator",
+    "Key Vault Secrets Officer",
+    "Key Vault Secrets User",
+    "Key Vault Crypto Officer",
+    "Key Vault Crypto User",
+    "Key Vault Certificates Officer",
+    "Key Vault Reader",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAssignment:
+    """A principal (``system:serviceaccount:ns:name``, a user or a group) holds a role at a
+    scope (``/`` for the whole vault, ``/secrets/NAME`` for one item)."""
+
+    principal: str
+    role: str
+    scope: str = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class VaultInfo:
+    name: str
+    id: str
+    created: int
+    sku: str = "standard"
+    retention_days: int = 90
+    purge_protection: bool = False
+    role_assignments: tuple[RoleAssignment, ...] = ()
+    deleted_date: int | None = None
+    scheduled_purge_date: int | None = None
+
+    @property
+    def recovery_level(self) -> str:
+        """Azure's ``recoveryLevel`` string for items of this vault."""
+        level = "Recoverable" if self.purge_protection else "Recoverable+Purgeable"
+        return level if self.retention_days == 90 else "CustomizedRecoverable" + level[11:]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretProperties:
+    """One version's metadata: everything about a secret but its value."""
+
+    vault: str
+    name: str
+    version: str
+    enabled: bool
+    created: int
+    updated: int
+    not_before: int | None = None
+    expires: int | None = None
+    content_type: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    recovery_level: str = "Recoverable+Purgeable"
+    recoverable_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    properties: SecretProperties
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedSecret:
+    properties: SecretProperties
+    deleted_date: int
+    scheduled_purge_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing; pass ``next_token`` back for the next (``None``: last page)."""
+
+    items: list[T]
+    next_token: str | None = None

@@ -1,0 +1,79 @@
+"""Open a whole kvault (storage, HSM, barrier, audit) from a data directory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kvault.audit.event import Auditor
+from kvault.audit.log import AuditLog
+from kvault.barrier.barrier import Barrier
+from kvault.hsm.base import HSM
+from kvault.storage.base import Storage
+from kvault.storage.sqlite import SQLiteStorage
+from kvault.vault.core import Core
+from kvault.vault.layout import SYSTEM
+from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
+from kvault.vault.secrets import Secrets
+from kvault.vault.vaults import Vaults
+
+DB_FILE = "kvault.db"
+AUDIT_FILE = "audit.log"
+
+
+class Kvault:
+    """The vault domain: ``vaults`` and ``secrets`` over one storage and one HSM."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        hsm: HSM,
+        *,
+        auditor: Auditor | None = None,
+        clock: Callable[[], float] = time.time,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    ) -> None:
+        self.storage = storage
+        self.hsm = hsm
+        self.barrier = Barrier(storage, hsm)
+        core = Core(storage, self.barrier, clock=clock, max_value_bytes=max_value_bytes)
+        if auditor is not None:
+            core.auditor = auditor
+        self.core = core
+        self.vaults = Vaults(core)
+        self.secrets = Secrets(core)
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        data_dir: Path,
+        hsm: HSM,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    ) -> Kvault:
+        """SQLite in ``data_dir`` and a hash-chained audit log beside it."""
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await hsm.open()
+        storage = SQLiteStorage(data_dir / DB_FILE)
+        await storage.open()
+        audit = AuditLog(data_dir / AUDIT_FILE)
+        kv = cls(storage, hsm, auditor=audit, clock=clock, max_value_bytes=max_value_bytes)
+        await kv.start()
+        return kv
+
+    async def start(self) -> None:
+        """Prepare storage for use: the system keyring seals vault records."""
+        await self.barrier.ensure_keyring(SYSTEM)
+
+    async def close(self) -> None:
+        """Close storage, HSM and audit log (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.storage.close()
+        await self.hsm.close()
+        if isinstance(self.core.auditor, AuditLog):
+            self.core.auditor.close()

@@ -1,0 +1,204 @@
+"""Vaults: create (with a fresh KEK), settings, soft delete, recover, purge (crypto-shred)."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+from kvault.errors import BadParameter, Conflict, NotFound, PurgeProtected, StorageConflict
+from kvault.storage.base import ABSENT, Delete, DeletePrefix, Put
+from kvault.vault import layout, names
+from kvault.vault.core import LOCAL, Caller, Core
+from kvault.vault.model import ROLES, RoleAssignment, VaultInfo
+from kvault.vault.records import decode_vault, encode_vault
+
+SKUS = ("standard", "premium")
+_DAY = 86400
+
+
+def _role_assignments(items: Iterable[RoleAssignment]) -> tuple[RoleAssignment, ...]:
+    out = []
+    for ra in items:
+        role = ra.role if ra.role.startswith("Key Vault ") else f"Key Vault {ra.role}"
+        if role not in ROLES:
+            raise BadParameter(f"unknown role {ra.role!r}; built-in roles: {', '.join(ROLES)}")
+        if not ra.principal:
+            raise BadParameter("a role assignment needs a principal")
+        scope = ra.scope or "/"
+        if scope != "/":
+            parts = scope.strip("/").split("/")
+            if len(parts) != 2 or parts[0] not in ("secrets", "keys", "certificates"):
+                raise BadParameter(
+                    f"invalid scope {ra.scope!r}: use '/' or '/secrets|keys|certificates/NAME'"
+                )
+            names.item_name(parts[1], parts[0][:-1])
+        out.append(RoleAssignment(ra.principal, role, scope))
+    return tuple(out)
+
+
+class Vaults:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    async def create(
+        self,
+        name: str,
+        *,
+        sku: str = "standard",
+        retention_days: int = 90,
+        purge_protection: bool = False,
+        role_assignments: Iterable[RoleAssignment] = (),
+        caller: Caller = LOCAL,
+    ) -> VaultInfo:
+        core = self._core
+        with core.audited(caller, name, "VaultCreate"):
+            names.vault_name(name)
+            if sku not in SKUS:
+                raise BadParameter(f"sku must be one of {', '.join(SKUS)}, got {sku!r}")
+            info = VaultInfo(
+                name=name,
+                id=uuid.uuid4().hex,
+                created=core.now(),
+                sku=sku,
+                retention_days=names.retention_days(retention_days),
+                purge_protection=bool(purge_protection),
+                role_assignments=_role_assignments(role_assignments),
+            )
+            existing = await core.vault_row(name)
+            if existing is not None:
+                raise self._exists(existing[1])
+            await core.barrier.create_keyring(info.id)
+            key, ctx = layout.vault_row(name)
+            try:
+                await core.storage.commit(
+                    [Put(key, await core.barrier.seal(ctx, encode_vault(info)), expect=ABSENT)]
+                )
+            except StorageConflict:
+                await core.barrier.destroy(info.id)
+                core.forget_vault(name)
+                existing = await core.vault_row(name)
+                raise (
+                    self._exists(existing[1])
+                    if existing
+                    else Conflict(f"vault {name!r} is being created concurrently")
+                ) from None
+            return info
+
+    @staticmethod
+    def _exists(info: VaultInfo) -> Conflict:
+        if info.deleted_date is not None:
+            return Conflict(
+                f"vault {info.name!r} is deleted but recoverable; recover or purge it first"
+            )
+        return Conflict(f"vault {info.name!r} already exists")
+
+    async def get(self, name: str, *, caller: Caller = LOCAL) -> VaultInfo:
+        with self._core.audited(caller, name, "VaultGet"):
+            return await self._core.active_vault(names.vault_name(name))
+
+    async def list(self, *, deleted: bool = False) -> list[VaultInfo]:
+        core, out = self._core, []
+        for row in await core.storage.list(layout.VAULTS):
+            name = row.key.removeprefix(layout.VAULTS)
+            info = decode_vault(await core.barrier.open(layout.vault_row(name)[1], row.value))
+            if (info.deleted_date is not None) == deleted:
+                out.append(info)
+        return out
+
+    async def _write(self, name: str, **updates: Any) -> VaultInfo:
+        """Apply ``updates`` to the vault record with compare-and-set."""
+        core = self._core
+        while True:
+            entry = await core.vault_row(name)
+            if entry is None:
+                raise NotFound(f"vault {name!r} was not found")
+            revision, info = entry
+            new = replace(info, **updates)
+            key, ctx = layout.vault_row(name)
+            try:
+                await core.storage.commit(
+                    [Put(key, await core.barrier.seal(ctx, encode_vault(new)), expect=revision)]
+                )
+            except StorageConflict:
+                core.forget_vault(name)
+                continue
+            core.forget_vault(name)
+            return new
+
+    async def update(
+        self,
+        name: str,
+        *,
+        purge_protection: bool | None = None,
+        retention_days: int | None = None,
+        role_assignments: Iterable[RoleAssignment] | None = None,
+        caller: Caller = LOCAL,
+    ) -> VaultInfo:
+        with self._core.audited(caller, name, "VaultUpdate"):
+            info = await self._core.active_vault(names.vault_name(name))
+            updates: dict[str, Any] = {}
+            if purge_protection is not None and purge_protection != info.purge_protection:
+                if not purge_protection:
+                    raise BadParameter("purge protection cannot be turned off once enabled")
+                updates["purge_protection"] = True
+            if retention_days is not None and retention_days != info.retention_days:
+                raise BadParameter(
+                    "softDeleteRetentionInDays cannot be changed after the vault is created"
+                )
+            if role_assignments is not None:
+                updates["role_assignments"] = _role_assignments(role_assignments)
+            return await self._write(name, **updates) if updates else info
+
+    async def delete(self, name: str, *, caller: Caller = LOCAL) -> VaultInfo:
+        """Soft-delete: items stay, recoverable until ``scheduled_purge_date``."""
+        with self._core.audited(caller, name, "VaultDelete"):
+            info = await self._core.active_vault(names.vault_name(name))
+            now = self._core.now()
+            return await self._write(
+                name,
+                deleted_date=now,
+                scheduled_purge_date=now + info.retention_days * _DAY,
+            )
+
+    async def recover(self, name: str, *, caller: Caller = LOCAL) -> VaultInfo:
+        with self._core.audited(caller, name, "VaultRecover"):
+            entry = await self._core.vault_row(names.vault_name(name))
+            if entry is None or entry[1].deleted_date is None:
+                raise NotFound(f"deleted vault {name!r} was not found")
+            return await self._write(name, deleted_date=None, scheduled_purge_date=None)
+
+    async def purge(self, name: str, *, caller: Caller = LOCAL) -> None:
+        """Destroy a deleted vault's KEK and rows: its data is unrecoverable afterwards."""
+        with self._core.audited(caller, name, "VaultPurge"):
+            entry = await self._core.vault_row(names.vault_name(name))
+            if entry is None or entry[1].deleted_date is None:
+                raise NotFound(f"deleted vault {name!r} was not found")
+            info = entry[1]
+            if info.purge_protection and self._core.now() < (info.scheduled_purge_date or 0):
+                raise PurgeProtected(
+                    f"vault {name!r} has purge protection; it is purged automatically after "
+                    "its retention period"
+                )
+            await self._destroy(entry[0], info)
+
+    async def _destroy(self, revision: int, info: VaultInfo) -> None:
+        key, _ = layout.vault_row(info.name)
+        await self._core.barrier.destroy(
+            info.id, also=[DeletePrefix(layout.vault_prefix(info.id)), Delete(key, revision)]
+        )
+        self._core.forget_vault(info.name)
+
+    async def purge_expired(self) -> builtins.list[str]:
+        """Purge deleted vaults whose retention has passed; return their names."""
+        purged = []
+        for info in await self.list(deleted=True):
+            if (info.scheduled_purge_date or 0) <= self._core.now():
+                entry = await self._core.vault_row(info.name)
+                if entry is not None:
+                    with self._core.audited(Caller("kvault"), info.name, "VaultPurge"):
+                        await self._destroy(entry[0], entry[1])
+                    purged.append(info.name)
+        return purged
