@@ -23,8 +23,8 @@ ALL_BINARIES = (*K8S_BINARIES, "etcd")
 
 #: Name the CRI uses for pod sandboxes; we write this image ourselves.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-#: Test workload image (busybox-static), never pulled: imagePullPolicy Never/IfNotPresent.
-BUSYBOX_IMAGE = "docker.io/library/busybox:1.36-kvault"
+#: Test workload image (Debian busybox-static 1.35), never pulled: use imagePullPolicy Never.
+BUSYBOX_IMAGE = "kvault.local/busybox:1.35"
 
 
 def cache_root() -> Path:

@@ -10,7 +10,7 @@ import pytest
 if TYPE_CHECKING:
     from tests.fixtures.softhsm import HSMFactory
 
-pytest_plugins = ["tests.fixtures.kvault", "tests.fixtures.softhsm"]
+pytest_plugins = ["tests.fixtures.kvault", "tests.fixtures.softhsm", "tests.fixtures.devserver"]
 
 
 @pytest.fixture

@@ -42,6 +42,18 @@ class Forbidden(KvaultError):
     code = "Forbidden"
 
 
+class Unauthenticated(KvaultError):
+    """No credential, or one that is invalid, expired or for another audience (HTTP 401)."""
+
+    code = "Unauthorized"
+
+
+class ForbiddenByRbac(Forbidden):
+    """The principal holds no role assignment that allows the data action (HTTP 403)."""
+
+    inner_code = "ForbiddenByRbac"
+
+
 class ItemDisabled(Forbidden):
     """The item version is disabled: its value cannot be read until it is enabled again."""
 

@@ -1,4 +1,4 @@
-"""``kvault``: entry point and verb dispatch. Exit codes: 0 ok, 1 the check failed, 2 usage."""
+"""``kvault``: entry point and verb dispatch (exit codes: :mod:`kvault.cli.errors`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kvault.cli import audit_cmd
+from kvault.cli import audit_cmd, secret_cmd
+from kvault.cli.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,12 +16,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     audit_cmd.register(groups)
+    secret_cmd.register(groups)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except CliError as exc:
+        print(f"ERROR: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
     return code
 
 

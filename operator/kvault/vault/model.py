@@ -6,27 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from kvault.identity.model import RoleAssignment
+
 T = TypeVar("T")
 
-ROLES = (
-    "Key Vault Administrator",
-    "Key Vault Secrets Officer",
-    "Key Vault Secrets User",
-    "Key Vault Crypto Officer",
-    "Key Vault Crypto User",
-    "Key Vault Certificates Officer",
-    "Key Vault Reader",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class RoleAssignment:
-    """A principal (``system:serviceaccount:ns:name``, a user or a group) holds a role at a
-    scope (``/`` for the whole vault, ``/secrets/NAME`` for one item)."""
-
-    principal: str
-    role: str
-    scope: str = "/"
+__all__ = ["DeletedSecret", "Page", "RoleAssignment", "Secret", "SecretProperties", "VaultInfo"]
 
 
 @dataclass(frozen=True, slots=True)

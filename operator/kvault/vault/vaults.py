@@ -9,10 +9,11 @@ from dataclasses import replace
 from typing import Any
 
 from kvault.errors import BadParameter, Conflict, NotFound, PurgeProtected, StorageConflict
+from kvault.identity.rbac import role_name
 from kvault.storage.base import ABSENT, Delete, DeletePrefix, Put
 from kvault.vault import layout, names
 from kvault.vault.core import LOCAL, Caller, Core
-from kvault.vault.model import ROLES, RoleAssignment, VaultInfo
+from kvault.vault.model import RoleAssignment, VaultInfo
 from kvault.vault.records import decode_vault, encode_vault
 
 SKUS = ("standard", "premium")
@@ -22,9 +23,7 @@ _DAY = 86400
 def _role_assignments(items: Iterable[RoleAssignment]) -> tuple[RoleAssignment, ...]:
     out = []
     for ra in items:
-        role = ra.role if ra.role.startswith("Key Vault ") else f"Key Vault {ra.role}"
-        if role not in ROLES:
-            raise BadParameter(f"unknown role {ra.role!r}; built-in roles: {', '.join(ROLES)}")
+        role = role_name(ra.role)
         if not ra.principal:
             raise BadParameter("a role assignment needs a principal")
         scope = ra.scope or "/"

@@ -1,0 +1,126 @@
+"""OCI image archives written by our own code from Debian's busybox-static.
+
+There is no registry here, so the pod-sandbox (pause) image and the busybox test image are
+built as one OCI-layout tar and imported with ``ctr images import``. Both images share one
+reproducible layer (fixed mtimes/owners), so re-imports are no-ops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+from e2e import versions
+
+BUSYBOX = Path("/bin/busybox")
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+#: sleep as PID 1 ignores SIGTERM; containerd stops sandboxes with SIGKILL, so that is fine.
+PAUSE_ENTRYPOINT = ["/bin/busybox", "sleep", "2147483647"]
+BUSYBOX_CMD = ["sh"]
+
+
+def _tarinfo(name: str, kind: bytes, mode: int, size: int = 0, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.size, info.linkname = kind, mode, size, link
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "root", "root"
+    return info
+
+
+def applets(busybox: Path = BUSYBOX) -> list[str]:
+    """Applet names the binary provides (each becomes a /bin symlink)."""
+    out = subprocess.run([str(busybox), "--list"], check=True, capture_output=True, text=True)
+    return sorted({a for a in out.stdout.split() if a and "/" not in a and a != "busybox"})
+
+
+def busybox_layer(busybox: Path = BUSYBOX) -> bytes:
+    """An uncompressed, reproducible rootfs layer: /bin/busybox plus applet symlinks."""
+    buf = io.BytesIO()
+    data = busybox.read_bytes()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for d, mode in (("bin", 0o755), ("dev", 0o755), ("etc", 0o755), ("proc", 0o555),
+                        ("sys", 0o555), ("tmp", 0o1777), ("var", 0o755)):  # fmt: skip
+            tar.addfile(_tarinfo(d, tarfile.DIRTYPE, mode))
+        tar.addfile(_tarinfo("bin/busybox", tarfile.REGTYPE, 0o755, len(data)), io.BytesIO(data))
+        for name in applets(busybox):
+            tar.addfile(_tarinfo(f"bin/{name}", tarfile.SYMTYPE, 0o777, link="busybox"))
+        passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+        tar.addfile(_tarinfo("etc/passwd", tarfile.REGTYPE, 0o644, len(passwd)), io.BytesIO(passwd))
+    return buf.getvalue()
+
+
+class Layout:
+    """An in-memory OCI image layout (content-addressed blobs + index)."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.manifests: list[dict[str, object]] = []
+
+    def add_blob(self, data: bytes, media_type: str) -> dict[str, object]:
+        """Store a blob and return its descriptor."""
+        digest = hashlib.sha256(data).hexdigest()
+        self.blobs[digest] = data
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    def add_image(self, name: str, layer: bytes, config: dict[str, object]) -> None:
+        """Add a single-layer linux/amd64 image named ``name`` (repo:tag)."""
+        layer_desc = self.add_blob(layer, OCI_LAYER)
+        cfg = {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
+        }
+        cfg_desc = self.add_blob(json.dumps(cfg, sort_keys=True).encode(), OCI_CONFIG)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": cfg_desc,
+            "layers": [layer_desc],
+        }
+        desc = self.add_blob(json.dumps(manifest, sort_keys=True).encode(), OCI_MANIFEST)
+        desc["annotations"] = {
+            "io.containerd.image.name": name,
+            "org.opencontainers.image.ref.name": name.rsplit(":", 1)[1],
+        }
+        self.manifests.append(desc)
+
+    def write_tar(self, out: Path) -> None:
+        """Write the layout as a tar that ``ctr images import`` accepts."""
+        index = {"schemaVersion": 2, "manifests": self.manifests}
+        files = {
+            "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+            "index.json": json.dumps(index, sort_keys=True).encode(),
+        }
+        files.update({f"blobs/sha256/{d}": b for d, b in sorted(self.blobs.items())})
+        with tarfile.open(out, "w") as tar:
+            for d in ("blobs", "blobs/sha256"):
+                tar.addfile(_tarinfo(d, tarfile.DIRTYPE, 0o755))
+            for name, data in files.items():
+                tar.addfile(_tarinfo(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+
+
+def write_archive(out: Path) -> list[str]:
+    """Write the pause + busybox OCI archive to ``out``; return the image names."""
+    layer = busybox_layer()
+    env = ["PATH=/bin"]
+    layout = Layout()
+    layout.add_image(versions.PAUSE_IMAGE, layer, {"Entrypoint": PAUSE_ENTRYPOINT, "Env": env})
+    layout.add_image(versions.BUSYBOX_IMAGE, layer, {"Cmd": BUSYBOX_CMD, "Env": env})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    layout.write_tar(out)
+    return [versions.PAUSE_IMAGE, versions.BUSYBOX_IMAGE]
+
+
+def import_archive(archive: Path, containerd_address: str) -> None:
+    """Import the archive into containerd's ``k8s.io`` namespace (the one CRI reads)."""
+    subprocess.run(
+        ["ctr", "--address", containerd_address, "-n", "k8s.io", "images", "import", str(archive)],
+        check=True,
+        capture_output=True,
+    )

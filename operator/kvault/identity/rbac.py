@@ -1,0 +1,136 @@
+"""Azure Key Vault's built-in roles and their data actions, and the decision itself."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import cache
+
+from kvault.errors import BadParameter, ForbiddenByRbac
+from kvault.identity.model import Principal, RoleAssignment
+
+_KV = "Microsoft.KeyVault/vaults"
+
+#: Built-in roles (Azure docs, built-in-roles/security) -> data-action patterns.
+ROLE_DATA_ACTIONS: dict[str, tuple[str, ...]] = {
+    "Key Vault Administrator": (f"{_KV}/*",),
+    "Key Vault Secrets Officer": (f"{_KV}/secrets/*",),
+    "Key Vault Secrets User": (
+        f"{_KV}/secrets/getSecret/action",
+        f"{_KV}/secrets/readMetadata/action",
+    ),
+    "Key Vault Crypto Officer": (f"{_KV}/keys/*", f"{_KV}/keyrotationpolicies/*"),
+    "Key Vault Crypto User": tuple(
+        f"{_KV}/keys/{a}"
+        for a in (
+            "read",
+            "update/action",
+            "backup/action",
+            "encrypt/action",
+            "decrypt/action",
+            "wrap/action",
+            "unwrap/action",
+            "sign/action",
+            "verify/action",
+        )
+    ),
+    "Key Vault Crypto Service Encryption User": (
+        f"{_KV}/keys/read",
+        f"{_KV}/keys/wrap/action",
+        f"{_KV}/keys/unwrap/action",
+    ),
+    "Key Vault Crypto Service Release User": (f"{_KV}/keys/release/action",),
+    "Key Vault Certificates Officer": (
+        f"{_KV}/certificatecas/*",
+        f"{_KV}/certificates/*",
+        f"{_KV}/certificatecontacts/write",
+    ),
+    "Key Vault Certificate User": (
+        f"{_KV}/certificates/read",
+        f"{_KV}/secrets/getSecret/action",
+        f"{_KV}/secrets/readMetadata/action",
+        f"{_KV}/keys/read",
+    ),
+    "Key Vault Reader": (f"{_KV}/*/read", f"{_KV}/secrets/readMetadata/action"),
+}
+ROLES = tuple(ROLE_DATA_ACTIONS)
+
+#: Audited operation name -> the data action it needs.
+OPERATION_ACTIONS: dict[str, str] = {
+    "SecretGet": f"{_KV}/secrets/getSecret/action",
+    "SecretSet": f"{_KV}/secrets/setSecret/action",
+    "SecretList": f"{_KV}/secrets/readMetadata/action",
+    "SecretListVersions": f"{_KV}/secrets/readMetadata/action",
+    "SecretGetDeleted": f"{_KV}/secrets/readMetadata/action",
+    "SecretListDeleted": f"{_KV}/secrets/readMetadata/action",
+    "SecretUpdate": f"{_KV}/secrets/update/action",
+    "SecretDelete": f"{_KV}/secrets/delete",
+    "SecretRecover": f"{_KV}/secrets/recover/action",
+    "SecretPurge": f"{_KV}/secrets/purge/action",
+    "SecretBackup": f"{_KV}/secrets/backup/action",
+    "SecretRestore": f"{_KV}/secrets/restore/action",
+}
+
+
+def role_name(role: str) -> str:
+    """The canonical role name; ``Secrets User`` is accepted for ``Key Vault Secrets User``."""
+    full = role if role.startswith("Key Vault ") else f"Key Vault {role}"
+    if full not in ROLE_DATA_ACTIONS:
+        raise BadParameter(f"unknown role {role!r}; built-in roles: {', '.join(ROLES)}")
+    return full
+
+
+def data_action(operation: str) -> str:
+    return OPERATION_ACTIONS[operation]
+
+
+@cache
+def _pattern(role: str) -> re.Pattern[str]:
+    # Azure's '*' matches any run of characters, '/' included.
+    alternatives = "|".join(
+        ".*".join(re.escape(part) for part in p.split("*")) for p in ROLE_DATA_ACTIONS[role]
+    )
+    return re.compile(f"(?:{alternatives})")
+
+
+def role_allows(role: str, action: str) -> bool:
+    return _pattern(role).fullmatch(action) is not None
+
+
+def _covers(scope: str, item: str | None) -> bool:
+    """A vault-wide scope covers everything; an item scope only that item (never listings)."""
+    if scope in ("", "/"):
+        return True
+    return item is not None and scope.strip("/").lower() == item.lower()
+
+
+def authorize(
+    principal: Principal,
+    assignments: Iterable[RoleAssignment],
+    operation: str,
+    *,
+    vault: str,
+    item: str | None = None,
+) -> None:
+    """Allow ``operation`` (an audited operation name) or raise :class:`ForbiddenByRbac`.
+
+    ``item`` is ``secrets/NAME`` for operations on one item, ``None`` for listings.
+    """
+    if principal.superuser:
+        return
+    action = data_action(operation)
+    for ra in assignments:
+        if (
+            principal.holds(ra.principal)
+            and _covers(ra.scope, item)
+            and role_allows(ra.role, action)
+        ):
+            return
+    resource = f"/vaults/{vault}" + (f"/{item}" if item else "")
+    raise ForbiddenByRbac(
+        "Caller is not authorized to perform action on resource.\r\n"
+        "If role assignments were recently changed, please wait several minutes for role "
+        f"assignments to become effective.\r\nCaller: name={principal.name}\r\n"
+        f"Action: '{action}'\r\nResource: '{resource}'\r\nAssignment: (not found)\r\n"
+        "Vault: " + vault + ";"
+    )
