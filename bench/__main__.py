@@ -7,9 +7,9 @@ import asyncio
 import json
 import sys
 
-from bench import core
+from bench import api, core
 
-BENCHMARKS = {"core": core.run}
+BENCHMARKS = {"api": api.run, "core": core.run}
 
 
 def main() -> int:

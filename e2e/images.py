@@ -7,11 +7,14 @@ reproducible layer (fixed mtimes/owners), so re-imports are no-ops.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
 import subprocess
+import sys
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from e2e import versions
@@ -67,7 +70,7 @@ class Layout:
         self.blobs[digest] = data
         return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
 
-    def add_image(self, name: str, layer: bytes, config: dict[str, object]) -> None:
+    def add_image(self, name: str, layer: bytes, config: Mapping[str, object]) -> None:
         """Add a single-layer linux/amd64 image named ``name`` (repo:tag)."""
         layer_desc = self.add_blob(layer, OCI_LAYER)
         cfg = {
@@ -105,16 +108,23 @@ class Layout:
                 tar.addfile(_tarinfo(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
 
 
-def write_archive(out: Path) -> list[str]:
-    """Write the pause + busybox OCI archive to ``out``; return the image names."""
+def write_archive(out: Path, include_pause: bool = True) -> list[str]:
+    """Write the (pause +) busybox OCI archive to ``out``; return the image names.
+
+    Other clusters (kind) have a real pause image: leave ours out there.
+    """
     layer = busybox_layer()
     env = ["PATH=/bin"]
     layout = Layout()
-    layout.add_image(versions.PAUSE_IMAGE, layer, {"Entrypoint": PAUSE_ENTRYPOINT, "Env": env})
+    names = [versions.BUSYBOX_IMAGE]
     layout.add_image(versions.BUSYBOX_IMAGE, layer, {"Cmd": BUSYBOX_CMD, "Env": env})
+    if include_pause:
+        entry = {"Entrypoint": PAUSE_ENTRYPOINT, "Env": env}
+        layout.add_image(versions.PAUSE_IMAGE, layer, entry)
+        names.append(versions.PAUSE_IMAGE)
     out.parent.mkdir(parents=True, exist_ok=True)
     layout.write_tar(out)
-    return [versions.PAUSE_IMAGE, versions.BUSYBOX_IMAGE]
+    return names
 
 
 def import_archive(archive: Path, containerd_address: str) -> None:
@@ -124,3 +134,18 @@ def import_archive(archive: Path, containerd_address: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m e2e.images OUT.tar [--busybox-only]``: e.g. for ``kind load image-archive``."""
+    ap = argparse.ArgumentParser(prog="python -m e2e.images", description=main.__doc__)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--busybox-only", action="store_true", help="leave out the pause image")
+    args = ap.parse_args(argv)
+    for name in write_archive(args.out, include_pause=not args.busybox_only):
+        print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 
@@ -23,6 +23,12 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()
     return fields[0], int(fields[19])
+
+
+def start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (None if gone)."""
+    st = _stat(pid)
+    return st[1] if st else None
 
 
 def is_running(pid: int, starttime: int | None = None) -> bool:
@@ -105,17 +111,24 @@ def stop(pidfile: Path, timeout: float = 10.0) -> None:
     pidfile.unlink(missing_ok=True)
 
 
-def pids_matching(needle: str) -> list[int]:
-    """Pids whose command line contains ``needle`` (e.g. the cluster directory)."""
+def pids_matching(needle: str, programs: Collection[str]) -> list[int]:
+    """Pids of ``programs`` (argv[0] basename) whose command line contains ``needle``.
+
+    Matching on the program too spares, say, a ``tail -f`` of one of our log files.
+    """
     me = os.getpid()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if needle in cmd and is_running(int(entry.name)):
+        if (
+            os.path.basename(argv[0]) in programs
+            and needle in " ".join(argv)
+            and is_running(int(entry.name))
+        ):
             found.append(int(entry.name))
     return found

@@ -48,6 +48,13 @@ class Unauthenticated(KvaultError):
     code = "Unauthorized"
 
 
+class Unavailable(KvaultError):
+    """A service kvault depends on (the Kubernetes API, the HSM...) cannot be reached now; the
+    caller may retry (HTTP 503). Says nothing about the caller's credential."""
+
+    code = "ServiceUnavailable"
+
+
 class ForbiddenByRbac(Forbidden):
     """The principal holds no role assignment that allows the data action (HTTP 403)."""
 

@@ -56,17 +56,6 @@ def _page_size(max_results: int | None) -> int:
     return max_results
 
 
-def _token_start(prefix: str, token: str | None) -> str | None:
-    if not token:
-        return None
-    try:
-        name = base64.urlsafe_b64decode(token.encode() + b"==").decode()
-        names.item_name(name)
-    except (ValueError, BadParameter):
-        raise BadParameter("the continuation token is not valid") from None
-    return prefix + name
-
-
 def _token(name: str) -> str:
     return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
 
@@ -110,6 +99,26 @@ class Secrets:
         return DeletedSecret(
             head.meta.properties(vault), head.deleted_date or 0, head.scheduled_purge_date or 0
         )
+
+    async def _page(
+        self,
+        prefix: str,
+        size: int,
+        token: str | None,
+        check: Callable[[str], str],
+        open_row: Callable[[str, bytes], Awaitable[T]],
+    ) -> Page[T]:
+        """One page of the rows under ``prefix``; the token is the last key part returned."""
+        start = None
+        if token:
+            try:
+                start = prefix + check(base64.urlsafe_b64decode(token.encode() + b"==").decode())
+            except (ValueError, BadParameter):
+                raise BadParameter("the continuation token is not valid") from None
+        rows = await self._core.storage.list(prefix, start_after=start, limit=size + 1)
+        items = [await open_row(row.key.removeprefix(prefix), row.value) for row in rows[:size]]
+        more = len(rows) > size
+        return Page(items, _token(rows[size - 1].key.removeprefix(prefix)) if more else None)
 
     # -- operations -----------------------------------------------------------------------
 
@@ -210,19 +219,12 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretList"):
             size = _page_size(max_results)
             vault = await core.active_vault(vault_name)
-            prefix = layout.heads(vault.id)
-            rows = await core.storage.list(
-                prefix, start_after=_token_start(prefix, token), limit=size + 1
-            )
-            items = []
-            for row in rows[:size]:
-                lname = row.key.removeprefix(prefix)
+
+            async def open_head(lname: str, blob: bytes) -> SecretProperties:
                 ctx = layout.head_row(vault.id, lname)[1]
-                items.append(HeadRecord.decode(await core.barrier.open(ctx, row.value)))
-            next_token = (
-                _token(rows[size - 1].key.removeprefix(prefix)) if len(rows) > size else None
-            )
-            return Page([h.meta.properties(vault) for h in items], next_token)
+                return HeadRecord.decode(await core.barrier.open(ctx, blob)).meta.properties(vault)
+
+            return await self._page(layout.heads(vault.id), size, token, names.item_name, open_head)
 
     async def list_versions(
         self,
@@ -240,26 +242,15 @@ class Secrets:
             vault = await core.active_vault(vault_name)
             if await self._head(vault, lname) is None:
                 raise _not_found(name)
-            prefix = layout.versions(vault.id, lname)
-            start = None
-            if token:
-                try:
-                    start = prefix + names.version(
-                        base64.urlsafe_b64decode(token.encode() + b"==").decode()
-                    )
-                except (ValueError, BadParameter):
-                    raise BadParameter("the continuation token is not valid") from None
-            rows = await core.storage.list(prefix, start_after=start, limit=size + 1)
-            items = []
-            for row in rows[:size]:
-                version = row.key.removeprefix(prefix)
+
+            async def open_version(version: str, blob: bytes) -> SecretProperties:
                 ctx = layout.version_row(vault.id, lname, version)[1]
-                meta = VersionRecord.decode(await core.barrier.open(ctx, row.value)).meta
-                items.append(meta.properties(vault))
-            next_token = (
-                _token(rows[size - 1].key.removeprefix(prefix)) if len(rows) > size else None
-            )
-            return Page(items, next_token)
+                return VersionRecord.decode(await core.barrier.open(ctx, blob)).meta.properties(
+                    vault
+                )
+
+            prefix = layout.versions(vault.id, lname)
+            return await self._page(prefix, size, token, names.version, open_version)
 
     async def update(
         self,
@@ -378,19 +369,16 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretListDeleted"):
             size = _page_size(max_results)
             vault = await core.active_vault(vault_name)
-            prefix = layout.deleted(vault.id)
-            rows = await core.storage.list(
-                prefix, start_after=_token_start(prefix, token), limit=size + 1
+
+            async def open_deleted(lname: str, blob: bytes) -> DeletedSecret:
+                ctx = layout.deleted_row(vault.id, lname)[1]
+                return self._deleted_view(
+                    vault, HeadRecord.decode(await core.barrier.open(ctx, blob))
+                )
+
+            return await self._page(
+                layout.deleted(vault.id), size, token, names.item_name, open_deleted
             )
-            items = []
-            for row in rows[:size]:
-                ctx = layout.deleted_row(vault.id, row.key.removeprefix(prefix))[1]
-                head = HeadRecord.decode(await core.barrier.open(ctx, row.value))
-                items.append(self._deleted_view(vault, head))
-            next_token = (
-                _token(rows[size - 1].key.removeprefix(prefix)) if len(rows) > size else None
-            )
-            return Page(items, next_token)
 
     async def recover(
         self, vault_name: str, name: str, *, caller: Caller = LOCAL

@@ -1,0 +1,187 @@
+"""Data-plane benchmark: secret GET over keep-alive HTTPS with token validation.
+
+A real ``kvault server --dev`` subprocess serves; a load generator in another process keeps
+``CONNECTIONS`` keep-alive TLS connections busy, first on the authenticated no-op route
+(``/healthz/noop``: TLS, HTTP parsing, middleware, token check) and then on
+``GET /secrets/NAME/`` (the same plus vault lookup, RBAC, storage read, envelope open, audit
+line). ``get_vs_noop`` is the throughput ratio of the two in the same run, so it holds on any
+machine; the absolute figures are for this one. Loopback only, bounded in time and count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+CONNECTIONS = 32
+MAX_REQUESTS = 200_000  # per measurement, whatever the duration
+ROOT = Path(__file__).resolve().parents[1]
+_SERVER = (sys.executable, "-m", "kvault.cli.main", "server", "--dev", "--port", "0")
+
+
+def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    proc = subprocess.Popen(
+        [*_SERVER, "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    env: dict[str, str] = {}
+    for line in proc.stdout:
+        key, sep, value = line.strip().partition("=")
+        if sep and key.startswith("KVAULT_"):
+            env[key] = value
+        if len(env) == 3:
+            return proc, env
+    proc.wait()
+    raise RuntimeError("kvault server --dev exited before printing its endpoint")
+
+
+async def _load(url: str, token: str, ca: str, seconds: float, connections: int) -> dict[str, Any]:
+    """Run ``connections`` workers against ``url`` for ``seconds``; latencies in ms."""
+    ctx = ssl.create_default_context(cafile=ca)
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=connections, ssl=ctx)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        # Warm up: open every connection (TLS handshakes are not what we measure).
+        await asyncio.gather(*(session.get(url) for _ in range(connections)))
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while len(latencies) < MAX_REQUESTS:
+                t0 = time.perf_counter()
+                if t0 >= deadline:
+                    return
+                async with session.get(url) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+                latencies.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "requests": n,
+        "errors": errors,
+        "req_per_s": round(n / elapsed, 1),
+        "p50_ms": round(latencies[n // 2] * 1000, 3),
+        "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 3),
+    }
+
+
+# The token travels in the environment, not on wrk's command line (visible in ps).
+_WRK_REPORT = """
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("KVAULT_TOKEN")
+done = function(summary, latency, requests)
+  local s = summary.duration / 1e6
+  io.write(string.format(
+    '{"requests": %d, "errors": %d, "req_per_s": %.1f, "p50_ms": %.3f, "p99_ms": %.3f}\\n',
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout,
+    summary.requests / s, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def _measure(url: str, env: dict[str, str], seconds: float) -> dict[str, Any]:
+    """The load generator runs in its own process, so it does not share the server's core:
+    wrk (C, one thread) when installed, else the asyncio generator below."""
+    wrk = shutil.which("wrk")
+    if wrk:
+        return _measure_wrk(wrk, url, env, seconds)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.api", "--load", url, str(seconds), str(CONNECTIONS)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def _measure_wrk(wrk: str, url: str, env: dict[str, str], seconds: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(_WRK_REPORT)
+        script.flush()
+        out = subprocess.run(
+            [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{int(seconds)}s", "-s", script.name, url],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["generator"] = "wrk"
+    return result
+
+
+async def _seed(env: dict[str, str], name: str) -> None:
+    ctx = ssl.create_default_context(cafile=env["KVAULT_CA_FILE"])
+    async with aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {env['KVAULT_TOKEN']}"}
+    ) as session:
+        url = f"{env['KVAULT_ENDPOINT']}/secrets/{name}?api-version=7.5"
+        async with session.put(url, json={"value": "x" * 64}, ssl=ctx) as response:
+            response.raise_for_status()
+
+
+async def run(seconds: float) -> dict[str, Any]:
+    duration = max(3.0, seconds * 3)
+    with tempfile.TemporaryDirectory(prefix="kvault-bench-") as tmp:
+        proc, env = _start_server(Path(tmp) / "data")
+        try:
+            await _seed(env, "bench")
+            base = env["KVAULT_ENDPOINT"]
+            noop = _measure(f"{base}/healthz/noop", env, duration)
+            get = _measure(f"{base}/secrets/bench/?api-version=7.5", env, duration)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    return {
+        "transport": "HTTPS keep-alive, loopback",
+        "connections": CONNECTIONS,
+        "seconds_each": duration,
+        "noop": noop,
+        "secret_get": get,
+        "get_vs_noop": round(get["req_per_s"] / noop["req_per_s"], 3) if noop["req_per_s"] else 0,
+        "goal_req_per_s": 4000,
+    }
+
+
+def _load_main(argv: list[str]) -> int:
+    url, seconds, connections = argv[0], float(argv[1]), int(argv[2])
+    env = os.environ
+    result = asyncio.run(
+        _load(url, env["KVAULT_TOKEN"], env["KVAULT_CA_FILE"], seconds, connections)
+    )
+    json.dump(result, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--load":
+        sys.exit(_load_main(sys.argv[2:]))
+    print(json.dumps(asyncio.run(run(1.0)), indent=2))

@@ -1,0 +1,33 @@
+"""Assemble the data-plane application: one middleware, the routes, the OpenAPI document."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kvault.api import openapi, routes_oauth, routes_secrets
+from kvault.api.auth import PUBLIC
+from kvault.api.config import CONFIG, ApiConfig
+from kvault.api.middleware import middleware
+
+#: Bodies are small JSON (values are at most 25 KiB); refuse anything far larger early.
+MAX_BODY = 256 * 1024
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def noop(_: web.Request) -> web.Response:
+    """Authenticated, does nothing: the baseline the GET benchmark compares against."""
+    return web.Response(body=b"{}", content_type="application/json")
+
+
+def build_app(config: ApiConfig) -> web.Application:
+    app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY)
+    app[CONFIG] = config
+    app.router.add_get("/healthz", healthz, name=PUBLIC + "healthz")
+    app.router.add_get("/healthz/noop", noop, name="noop")
+    app.router.add_get("/openapi.json", openapi.handler, name=PUBLIC + "openapi")
+    routes_secrets.add_routes(app)
+    routes_oauth.add_routes(app)
+    return app

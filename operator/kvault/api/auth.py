@@ -1,0 +1,53 @@
+"""Every request's first step: the 401 challenge, then the caller's principal.
+
+The Key Vault SDKs open with a body-less, token-less request and replay it once they have a
+token for the challenge's scope, so an unauthenticated request must get the challenge before
+its path, body or parameters are looked at.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from kvault.api.config import CONFIG
+from kvault.api.errors import error_response
+from kvault.api.hosts import challenge_resource
+from kvault.errors import Unauthenticated
+from kvault.identity.model import Principal
+
+PUBLIC = "public:"  # prefix of the route names that need no token
+PRINCIPAL = web.RequestKey("kvault.principal", Principal)
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+MISSING_TOKEN = "AKV10000: Request is missing a Bearer or PoP token."
+
+
+def safe_host(request: web.Request) -> str:
+    """The Host header when it is a plain host[:port]; ``localhost`` otherwise (it is echoed
+    into headers and ids, so nothing else gets through)."""
+    host = request.host
+    return host.lower() if _HOST.fullmatch(host) else "localhost"
+
+
+def is_public(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    return resource is not None and (resource.name or "").startswith(PUBLIC)
+
+
+async def principal(request: web.Request) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated(MISSING_TOKEN)
+    return await request.app[CONFIG].authenticator.authenticate(token)
+
+
+def challenge(request: web.Request, exc: Unauthenticated) -> web.Response:
+    host = safe_host(request)
+    tenant = request.app[CONFIG].tenant
+    header = (
+        f'Bearer authorization="https://{host}/{tenant}", resource="{challenge_resource(host)}"'
+    )
+    return error_response(401, "Unauthorized", exc.message, headers={"WWW-Authenticate": header})

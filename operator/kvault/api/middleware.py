@@ -1,0 +1,54 @@
+"""One middleware around every handler: request ids, the challenge, and error bodies."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from kvault.api import auth
+from kvault.api.errors import error_response, from_kvault, internal_error
+from kvault.errors import KvaultError, Unauthenticated
+
+log = logging.getLogger("kvault.api")
+REQUEST_ID = web.RequestKey("kvault.request_id", str)
+_CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = str(uuid.uuid4())
+    request[REQUEST_ID] = rid
+    try:
+        if not auth.is_public(request):
+            request[auth.PRINCIPAL] = await auth.principal(request)
+        response = await handler(request)
+    except Unauthenticated as exc:
+        response = auth.challenge(request, exc)
+    except KvaultError as exc:
+        response = from_kvault(exc)
+    except web.HTTPException as exc:  # aiohttp's own: no route, wrong method, body too large
+        code = _CODES.get(exc.status, "BadParameter" if exc.status < 500 else "InternalError")
+        response = error_response(exc.status, code, exc.reason)
+    except Exception as exc:
+        # The exception's text may quote request data: log its type and where, never its text.
+        log.error(
+            "unhandled %s on %s %s (request %s)\n%s",
+            type(exc).__name__,
+            request.method,
+            request.match_info.route.resource.canonical
+            if request.match_info.route.resource
+            else "?",
+            rid,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        response = internal_error()
+    headers = response.headers
+    headers["x-ms-request-id"] = rid
+    client_id = request.headers.get("x-ms-client-request-id")
+    if client_id:
+        headers["x-ms-client-request-id"] = client_id[:256]
+    return response

@@ -1,0 +1,370 @@
+"""The OpenAPI 3.0 document of what this server implements (served at ``/openapi.json``).
+
+It is the contract the fuzz tests hold the server to: every status an operation can answer
+is listed with its body schema.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": _json(_ref("KeyVaultError"), "Invalid input (the message names the field)."),
+    "401": {
+        **_json(_ref("KeyVaultError"), "No valid bearer token: the challenge."),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
+    },
+    "403": _json(_ref("KeyVaultError"), "Not allowed (innererror: ForbiddenByRbac...)."),
+    "404": _json(_ref("KeyVaultError"), "No such vault, secret or version."),
+    "409": _json(_ref("KeyVaultError"), "The name is taken, or deleted but recoverable."),
+    "413": _json(_ref("KeyVaultError"), "The request body is too large."),
+    "500": _json(_ref("KeyVaultError"), "Server-side failure (never caused by input)."),
+    "503": _json(_ref("KeyVaultError"), "A dependency is unavailable; retry later."),
+}
+
+_NAME = {
+    "name": "secret-name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-zA-Z-]{1,127}$"},
+}
+_VERSION = {
+    "name": "secret-version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+}
+_API_VERSION = {"name": "api-version", "in": "query", "schema": {"type": "string"}}
+_PAGING = [
+    {
+        "name": "maxresults",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 25},
+    },
+    {"name": "$skiptoken", "in": "query", "schema": {"type": "string"}},
+]
+
+
+def _op(
+    op_id: str,
+    ok: dict[str, dict[str, Any]],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: str | None = None,
+    errors: tuple[str, ...] = ("400", "401", "403", "404", "409", "413", "500", "503"),
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "parameters": [*(params or []), _API_VERSION],
+        "responses": {**ok, **{code: _ERRORS[code] for code in errors}},
+    }
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return op
+
+
+_TIME = {"type": "integer", "minimum": 0, "maximum": 2**40 - 1}
+_TAGS = {
+    "type": "object",
+    "maxProperties": 15,
+    "additionalProperties": {"type": "string", "maxLength": 256},
+}
+_SCHEMAS: dict[str, Any] = {
+    "KeyVaultError": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "innererror": {
+                        "type": "object",
+                        "required": ["code"],
+                        "properties": {"code": {"type": "string"}},
+                    },
+                },
+            }
+        },
+    },
+    "SecretAttributes": {
+        "type": "object",
+        "properties": {
+            "enabled": {"type": "boolean"},
+            "nbf": _TIME,
+            "exp": _TIME,
+            "created": {"type": "integer", "readOnly": True},
+            "updated": {"type": "integer", "readOnly": True},
+            "recoveryLevel": {
+                "type": "string",
+                "readOnly": True,
+                "enum": [
+                    "Purgeable",
+                    "Recoverable+Purgeable",
+                    "Recoverable",
+                    "Recoverable+ProtectedSubscription",
+                    "CustomizedRecoverable+Purgeable",
+                    "CustomizedRecoverable",
+                    "CustomizedRecoverable+ProtectedSubscription",
+                ],
+            },
+            "recoverableDays": {"type": "integer", "readOnly": True},
+        },
+    },
+    "SecretItem": {
+        "type": "object",
+        "required": ["id", "attributes"],
+        "properties": {
+            "id": {"type": "string", "format": "uri"},
+            "contentType": {"type": "string"},
+            "attributes": _ref("SecretAttributes"),
+            "tags": _TAGS,
+            "managed": {"type": "boolean"},
+        },
+    },
+    "SecretBundle": {
+        "type": "object",
+        "required": ["value", "id", "attributes"],
+        "properties": {
+            "value": {"type": "string"},
+            "id": {"type": "string", "format": "uri"},
+            "contentType": {"type": "string"},
+            "attributes": _ref("SecretAttributes"),
+            "tags": _TAGS,
+        },
+    },
+    "DeletedSecretItem": {
+        "allOf": [
+            _ref("SecretItem"),
+            {
+                "type": "object",
+                "required": ["recoveryId", "deletedDate", "scheduledPurgeDate"],
+                "properties": {
+                    "recoveryId": {"type": "string", "format": "uri"},
+                    "deletedDate": {"type": "integer"},
+                    "scheduledPurgeDate": {"type": "integer"},
+                },
+            },
+        ]
+    },
+    "SecretListResult": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": {"type": "array", "items": _ref("SecretItem")},
+            "nextLink": {"type": "string", "nullable": True},
+        },
+    },
+    "DeletedSecretListResult": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": {"type": "array", "items": _ref("DeletedSecretItem")},
+            "nextLink": {"type": "string", "nullable": True},
+        },
+    },
+    "BackupSecretResult": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"value": {"type": "string"}},
+    },
+    "SecretSetParameters": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": {"type": "string", "maxLength": 25600},
+            "contentType": {"type": "string", "maxLength": 255},
+            "tags": _TAGS,
+            "attributes": _ref("SecretAttributes"),
+        },
+    },
+    "SecretUpdateParameters": {
+        "type": "object",
+        "properties": {
+            "contentType": {"type": "string", "maxLength": 255},
+            "tags": _TAGS,
+            "attributes": _ref("SecretAttributes"),
+        },
+    },
+    "SecretRestoreParameters": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"value": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}},
+    },
+    "TokenRequest": {
+        "type": "object",
+        "required": ["grant_type"],
+        "properties": {
+            "grant_type": {"type": "string"},
+            "client_assertion_type": {"type": "string"},
+            "client_assertion": {"type": "string"},
+            "client_id": {"type": "string"},
+            "scope": {"type": "string"},
+        },
+    },
+    "TokenResponse": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in"],
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"type": "string"},
+            "expires_in": {"type": "integer"},
+            "ext_expires_in": {"type": "integer"},
+        },
+    },
+    "OAuthError": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+    },
+}
+
+_BUNDLE = {"200": _json(_ref("SecretBundle"), "The secret version, with its value.")}
+_PROPS = {"200": _json(_ref("SecretItem"), "The secret version's metadata (no value).")}
+_DELETED = {"200": _json(_ref("DeletedSecretItem"), "The deleted secret.")}
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/secrets/{secret-name}": {
+            "put": _op("SetSecret", _BUNDLE, params=[_NAME], body="SecretSetParameters"),
+            "delete": _op("DeleteSecret", _DELETED, params=[_NAME]),
+        },
+        "/secrets/{secret-name}/": {
+            "get": _op("GetSecretLatest", _BUNDLE, params=[_NAME]),
+            "patch": _op(
+                "UpdateSecretLatest", _PROPS, params=[_NAME], body="SecretUpdateParameters"
+            ),
+        },
+        "/secrets/{secret-name}/{secret-version}": {
+            "get": _op("GetSecret", _BUNDLE, params=[_NAME, _VERSION]),
+            "patch": _op(
+                "UpdateSecret", _PROPS, params=[_NAME, _VERSION], body="SecretUpdateParameters"
+            ),
+        },
+        "/secrets": {
+            "get": _op(
+                "GetSecrets",
+                {"200": _json(_ref("SecretListResult"), "A page of secrets.")},
+                params=_PAGING,
+            )
+        },
+        "/secrets/{secret-name}/versions": {
+            "get": _op(
+                "GetSecretVersions",
+                {"200": _json(_ref("SecretListResult"), "A page of versions.")},
+                params=[_NAME, *_PAGING],
+            )
+        },
+        "/secrets/{secret-name}/backup": {
+            "post": _op(
+                "BackupSecret",
+                {"200": _json(_ref("BackupSecretResult"), "An opaque backup blob.")},
+                params=[_NAME],
+            )
+        },
+        "/secrets/restore": {
+            "post": _op("RestoreSecret", _PROPS, body="SecretRestoreParameters"),
+        },
+        "/deletedsecrets": {
+            "get": _op(
+                "GetDeletedSecrets",
+                {"200": _json(_ref("DeletedSecretListResult"), "A page of deleted secrets.")},
+                params=_PAGING,
+            )
+        },
+        "/deletedsecrets/{secret-name}": {
+            "get": _op("GetDeletedSecret", _DELETED, params=[_NAME]),
+            "delete": _op(
+                "PurgeDeletedSecret", {"204": {"description": "Purged."}}, params=[_NAME]
+            ),
+        },
+        "/deletedsecrets/{secret-name}/recover": {
+            "post": _op("RecoverDeletedSecret", _PROPS, params=[_NAME]),
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "Healthz",
+                "security": [],
+                "responses": {"200": {"description": "Alive.", "content": {"text/plain": {}}}},
+            }
+        },
+        "/healthz/noop": {
+            "get": {
+                "operationId": "Noop",
+                "responses": {
+                    "200": _json({"type": "object"}, "Authenticated and did nothing."),
+                    "401": _ERRORS["401"],
+                },
+            }
+        },
+        "/{tenant}/oauth2/v2.0/token": {
+            "post": {
+                "operationId": "Token",
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "tenant",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9.-]{1,64}$"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {"schema": _ref("TokenRequest")}
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("TokenResponse"), "An access token."),
+                    **{
+                        code: _json(_ref("OAuthError"), "OAuth error (RFC 6749 5.2).")
+                        for code in ("400", "401", "503")
+                    },
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "kvault data plane (Azure Key Vault secrets API)",
+            "version": "2026-04-01",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+@cache
+def _encoded() -> bytes:
+    return json.dumps(document()).encode()
+
+
+async def handler(_: web.Request) -> web.Response:
+    return web.Response(body=_encoded(), content_type="application/json")

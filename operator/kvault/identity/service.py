@@ -1,0 +1,58 @@
+"""Wires the identity pieces together, so the API server needs one call at start-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kvault.barrier.barrier import Barrier
+from kvault.identity.chain import ChainAuthenticator
+from kvault.identity.exchange import TokenExchange
+from kvault.identity.signing import SigningKeys
+from kvault.identity.tokenreview import (
+    DEFAULT_AUDIENCE,
+    KubeTokenReviewer,
+    Reviewer,
+    TokenReviewAuthenticator,
+)
+from kvault.identity.tokens import DEFAULT_ISSUER, DEFAULT_LIFETIME, AccessTokens
+from kvault.kube.client import KubeClient
+from kvault.storage.base import Storage
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    #: For the data plane: ``await authenticator.authenticate(bearer_token) -> Principal``.
+    authenticator: ChainAuthenticator
+    #: For ``POST /{tenant}/oauth2/v2.0/token``: ``await exchange.exchange(form)``.
+    exchange: TokenExchange
+    tokens: AccessTokens
+    reviews: TokenReviewAuthenticator
+
+
+async def open_identity(
+    storage: Storage,
+    barrier: Barrier,
+    kube: KubeClient | Reviewer,
+    *,
+    audiences: Sequence[str] = (DEFAULT_AUDIENCE,),
+    issuer: str = DEFAULT_ISSUER,
+    lifetime: int = DEFAULT_LIFETIME,
+    clock: Callable[[], float] = time.time,
+) -> Identity:
+    """Load (or create) the signing key and build the authenticators. ``barrier`` must hold
+    the system keyring (``Kvault.start`` ensures it)."""
+    reviewer = KubeTokenReviewer(kube) if isinstance(kube, KubeClient) else kube
+    reviews = TokenReviewAuthenticator(reviewer, audiences=audiences, clock=clock)
+    tokens = AccessTokens(
+        SigningKeys(storage, barrier, clock=clock),
+        issuer=issuer,
+        audience=audiences[0],
+        lifetime=lifetime,
+        clock=clock,
+    )
+    await tokens.start()
+    return Identity(
+        ChainAuthenticator(tokens, reviews), TokenExchange(reviews, tokens), tokens, reviews
+    )
