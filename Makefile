@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 APT_LISTS := scripts/apt-packages.txt $(wildcard e2e/apt-packages.txt)
 
-.PHONY: install test test-unit test-slow lint typecheck e2e-build dev dev-down bench clean
+.PHONY: install test test-unit test-e2e test-slow lint typecheck cluster-build dev dev-down bench clean
 
 install: $(VENV)/.installed
 
@@ -25,10 +25,17 @@ typecheck: install
 test-unit: install
 	$(PY) -m pytest tests
 
-test: lint typecheck test-unit
+# Builds (first time, cached under ~/.cache/kvault) and starts the local cluster itself.
+test-e2e: install
+	$(PY) -m pytest e2e/tests
+
+test: lint typecheck test-unit test-e2e
 
 test-slow: install
 	$(PY) -m pytest tests -m slow
+
+cluster-build: install
+	$(PY) -m e2e.cluster build
 
 dev: install
 	@echo "make dev arrives with the operator (issue 5)"; exit 1
@@ -38,6 +45,7 @@ dev-down:
 
 bench: install
 	$(PY) -m bench core
+	$(PY) -m bench api
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

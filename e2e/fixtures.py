@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -40,7 +41,7 @@ NAMESPACE_TIMEOUT = 60.0
 class Cluster:
     """Handle on the cluster under test: kubeconfig, API clients, and who owns it."""
 
-    kubeconfig: str | None
+    kubeconfig: str
     api: client.ApiClient
     owned: bool  # started by a test session: the last session out tears it down
     existing: bool  # supplied from outside (KVAULT_E2E_EXISTING=1)
@@ -71,7 +72,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def kube_cluster() -> Iterator[Cluster]:
     """The session's cluster: started once (or reused), shared by every test."""
     if _flag("KVAULT_E2E_EXISTING"):
-        kubeconfig = os.environ.get("KUBECONFIG")
+        kubeconfig = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
         yield Cluster(kubeconfig, kube.api_client(kubeconfig), owned=False, existing=True)
         return
     lay = Layout.default()

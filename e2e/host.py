@@ -87,9 +87,9 @@ def prepare_cgroups() -> None:
         d = mp / CGROUP_ROOT
         d.mkdir(exist_ok=True)
         for knob in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset children start empty
-            f = d / knob
-            if f.exists() and not f.read_text().strip():
-                f.write_text((mp / knob).read_text())
+            f, parent = d / knob, mp / knob
+            if f.exists() and parent.exists() and not f.read_text().strip():
+                f.write_text(parent.read_text())
 
 
 def cgroup_dirs() -> list[Path]:

@@ -36,6 +36,12 @@ class Conflict(KvaultError):
     code = "Conflict"
 
 
+class DeletedButRecoverable(Conflict):
+    """The name belongs to a soft-deleted item: recover or purge it before reusing the name."""
+
+    inner_code = "ObjectIsDeletedButRecoverable"
+
+
 class Forbidden(KvaultError):
     """The operation is refused by policy (disabled item, purge protection...)."""
 

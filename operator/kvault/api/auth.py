@@ -26,7 +26,7 @@ MISSING_TOKEN = "AKV10000: Request is missing a Bearer or PoP token."
 def safe_host(request: web.Request) -> str:
     """The Host header when it is a plain host[:port]; ``localhost`` otherwise (it is echoed
     into headers and ids, so nothing else gets through)."""
-    host = request.host
+    host = request.headers.get("Host", "")  # not request.host: its fallback asks DNS
     return host.lower() if _HOST.fullmatch(host) else "localhost"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from kvault.errors import BadParameter
+from kvault.vault.names import MAX_UNIX_TIME
 
 _B64URL = re.compile(r"[A-Za-z0-9_\-+/]*={0,2}")
 MISSING: Any = object()
@@ -81,8 +82,8 @@ def _unix_time(value: Any, field: str) -> int | None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
-        raise BadParameter(f"{field} must be a Unix time in seconds")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNIX_TIME:
+        raise BadParameter(f"{field} must be a Unix time in seconds, at most {MAX_UNIX_TIME}")
     return value
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kvault.vault.names import MAX_UNIX_TIME
+
 _REF = "#/components/schemas/"
 
 
@@ -81,7 +83,7 @@ def _op(
     return op
 
 
-_TIME = {"type": "integer", "minimum": 0, "maximum": 2**40 - 1}
+_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_TIME}
 _TAGS = {
     "type": "object",
     "maxProperties": 15,

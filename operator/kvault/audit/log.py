@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,7 +49,13 @@ class AuditLog:
     def record(self, event: AuditEvent) -> None:
         fields = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            **asdict(event),
+            "principal": event.principal,
+            "vault": event.vault,
+            "operation": event.operation,
+            "outcome": event.outcome,
+            "item": event.item,
+            "version": event.version,
+            "request_id": event.request_id,
             "prev": "",
         }
         with self._lock:

@@ -18,6 +18,8 @@ MAX_TAG_VALUE = 256
 MAX_CONTENT_TYPE = 255
 DEFAULT_MAX_VALUE_BYTES = 25 * 1024
 RETENTION_DAYS = range(7, 91)
+#: 9999-12-31T23:59:59Z: clients turn timestamps into datetimes, which end there.
+MAX_UNIX_TIME = 253_402_300_799
 
 
 def item_name(name: str, kind: str = "secret") -> str:
@@ -70,8 +72,11 @@ def content_type(value: str | None) -> str | None:
 def timestamp(field: str, value: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
-        raise BadParameter(f"{field} must be a Unix time in seconds, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNIX_TIME:
+        raise BadParameter(
+            f"{field} must be a Unix time in seconds up to {MAX_UNIX_TIME} (year 9999), "
+            f"got {value!r}"
+        )
     return value
 
 

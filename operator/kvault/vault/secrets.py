@@ -18,6 +18,7 @@ from kvault.barrier.context import Context
 from kvault.errors import (
     BadParameter,
     Conflict,
+    DeletedButRecoverable,
     IntegrityError,
     ItemDisabled,
     NotFound,
@@ -162,7 +163,7 @@ class Secrets:
                 hkey, hctx = layout.head_row(vault.id, lname)
                 dkey, _ = layout.deleted_row(vault.id, lname)
                 if head is None and await self._deleted(vault, lname) is not None:
-                    raise Conflict(
+                    raise DeletedButRecoverable(
                         f"Secret {name} is currently in a deleted but recoverable state, and its "
                         "name cannot be reused; in this state, the secret can only be recovered "
                         "or purged."
