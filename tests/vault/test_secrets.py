@@ -198,3 +198,21 @@ async def test_data_survives_reopen(kv: Kvault, kv_factory: object) -> None:
     again = await kv_factory()  # type: ignore[operator]
     assert (await again.secrets.get("v1", "durable")).value == "still-here"
     assert (await again.secrets.get("v1", "durable")).properties.version == s.properties.version
+
+
+async def test_every_successful_change_is_published_without_values(kv: Kvault) -> None:
+    seen: list[object] = []
+    unsubscribe = kv.core.changes.subscribe(seen.append)
+    s = await kv.secrets.set("v1", "Feed", "value-not-in-feed")
+    await kv.secrets.get("v1", "Feed")  # reads are not changes
+    with pytest.raises(NotFound):
+        await kv.secrets.delete("v1", "missing")  # failures are not changes
+    await kv.secrets.delete("v1", "Feed")
+    unsubscribe()
+    await kv.secrets.recover("v1", "Feed")
+    assert [(c.vault, c.operation, c.item) for c in seen] == [  # type: ignore[attr-defined]
+        ("v1", "SecretSet", "Feed"),
+        ("v1", "SecretDelete", "Feed"),
+    ]
+    assert seen[0].version == s.properties.version  # type: ignore[attr-defined]
+    assert "value-not-in-feed" not in repr(seen)

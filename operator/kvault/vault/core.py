@@ -13,6 +13,7 @@ from kvault.barrier.context import Context
 from kvault.errors import KvaultError, NotFound
 from kvault.storage.base import Row, Storage
 from kvault.vault import layout
+from kvault.vault.changes import MUTATIONS, Change, ChangeFeed
 from kvault.vault.model import VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
 from kvault.vault.records import decode_vault
@@ -44,6 +45,7 @@ class Core:
     auditor: Auditor = field(default_factory=NullAuditor)
     clock: Callable[[], float] = time.time
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    changes: ChangeFeed = field(default_factory=ChangeFeed)
     _vaults: dict[str, tuple[int, VaultInfo]] = field(default_factory=dict)
 
     def now(self) -> int:
@@ -64,6 +66,8 @@ class Core:
             self._record(caller, vault, operation, outcome, "InternalError")
             raise
         self._record(caller, vault, operation, outcome, "ok")
+        if operation in MUTATIONS:
+            self.changes.publish(Change(vault, operation, outcome.item, outcome.version))
 
     def _record(self, caller: Caller, vault: str, op: str, outcome: Outcome, result: str) -> None:
         self.auditor.record(
