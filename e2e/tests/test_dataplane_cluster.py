@@ -162,3 +162,37 @@ def test_default_azure_credential_with_workload_identity_env_only(
     audit = [json.loads(line) for line in (server.data_dir / "audit.log").read_text().splitlines()]
     reads = [a for a in audit if a["operation"] == "SecretGet" and a["outcome"] == "ok"]
     assert reads and reads[-1]["principal"] == f"system:serviceaccount:{namespace}:reader"
+
+
+def test_cli_acts_as_a_service_account_through_the_kubeconfig(
+    served: tuple[DevServer, str], kube_cluster: Cluster, namespace: str
+) -> None:
+    server, _ = served
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KVAULT_")}
+    env.update(
+        KUBECONFIG=kube_cluster.kubeconfig,
+        KVAULT_ENDPOINT=server.endpoint,
+        KVAULT_CA_FILE=server.env["KVAULT_CA_FILE"],
+    )
+    base = [sys.executable, "-m", "kvault.cli.main", "secret", "show", "--vault-name", "demo"]
+    base += ["--namespace", namespace, "--name", "db-password", "--query", "value", "-o", "tsv"]
+    ok = subprocess.run(
+        [*base, "--service-account", "reader"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == VALUE + "\n"
+    denied = subprocess.run(
+        [*base, "--service-account", "stranger"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert denied.returncode == 1
+    assert denied.stderr.startswith("ERROR: (ForbiddenByRbac)")

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from kvault.cli.client import Endpoint
 from kvault.cli.errors import EXIT_AUTH, EXIT_USAGE, CliError
+from kvault.cli.kubetoken import service_account_token
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +17,17 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--namespace", help="the vault's Kubernetes namespace (omit for the dev server)"
     )
     parser.add_argument("--endpoint", help="data-plane URL (default: $KVAULT_ENDPOINT)")
-    parser.add_argument("--token", help="bearer token (default: $KVAULT_TOKEN)")
+    parser.add_argument(
+        "--token",
+        help="bearer token (default: $KVAULT_TOKEN, else a TokenRequest for --service-account "
+        "through the kubeconfig)",
+    )
+    parser.add_argument(
+        "--service-account",
+        default="default",
+        help="ServiceAccount (in --namespace) to act as when no token is given",
+    )
+    parser.add_argument("--kubeconfig", help="for the TokenRequest (default: $KUBECONFIG)")
     parser.add_argument("--ca-file", help="CA certificate to trust (default: $KVAULT_CA_FILE)")
 
 
@@ -29,7 +40,13 @@ def resolve(args: argparse.Namespace) -> Endpoint:
         )
     token = args.token or os.environ.get("KVAULT_TOKEN")
     if not token:
-        raise CliError("no token: pass --token or set KVAULT_TOKEN", EXIT_AUTH)
+        if not (args.kubeconfig or os.environ.get("KUBECONFIG")):
+            raise CliError(
+                "no token: pass --token, set KVAULT_TOKEN, or point KUBECONFIG at a cluster "
+                "to act as --service-account",
+                EXIT_AUTH,
+            )
+        token = service_account_token(args.namespace, args.service_account, args.kubeconfig)
     vault = args.vault_name if not args.namespace else f"{args.vault_name}.{args.namespace}"
     port = urlsplit(url).port
     host = f"{vault}.localhost" + (f":{port}" if port else "")
