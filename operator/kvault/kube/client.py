@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import ssl
 import sys
@@ -29,6 +30,9 @@ from kvault.errors import ConfigError, KvaultError, Unavailable
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: A token file (in-cluster, bound and rotated by the kubelet) is re-read this often.
 TOKEN_FILE_TTL = 60.0
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class KubeApiError(KvaultError):
@@ -272,18 +276,26 @@ class KubeClient:
         method: str,
         path: str,
         *,
-        body: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | list[Any] | None = None,
         params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
     ) -> dict[str, Any]:
-        """``method`` ``path`` (e.g. ``/api/v1/namespaces``) with a JSON body; the JSON reply."""
+        """``method`` ``path`` (e.g. ``/api/v1/namespaces``) with a JSON body; the JSON reply.
+
+        ``content_type`` selects the patch flavour (merge, JSON or server-side apply); the
+        body is always sent as JSON, which every flavour (apply's YAML too) accepts."""
         headers = {}
         token = self._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body).encode()
         url = self.config.server + path
         try:
             async with self._open().request(
-                method, url, json=body, params=params, headers=headers
+                method, url, data=data, params=params, headers=headers
             ) as resp:
                 if resp.status >= 400:
                     raise KubeApiError(resp.status, resp.reason or "", await _status_message(resp))
@@ -303,6 +315,39 @@ class KubeClient:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         return await self.request("GET", path, params=params)
+
+    async def patch(
+        self,
+        path: str,
+        body: Mapping[str, Any] | list[Any],
+        *,
+        content_type: str = MERGE_PATCH,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """PATCH with a merge patch (default), a JSON patch, or server-side apply."""
+        return await self.request(
+            "PATCH", path, body=body, params=params, content_type=content_type
+        )
+
+    async def apply(
+        self, path: str, body: Mapping[str, Any], *, field_manager: str, force: bool = True
+    ) -> dict[str, Any]:
+        """Server-side apply of ``body`` as ``field_manager`` (the object's full intent)."""
+        params = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        return await self.patch(path, body, content_type=APPLY_PATCH, params=params)
+
+    async def delete(
+        self, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await self.request("DELETE", path, body=body)
+
+    def session(self) -> aiohttp.ClientSession:
+        """The authenticated session (e.g. for a watch or to hand to kopf)."""
+        return self._open()
+
+    def auth_headers(self) -> dict[str, str]:
+        token = self._token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 async def _status_message(resp: aiohttp.ClientResponse) -> str:

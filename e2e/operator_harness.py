@@ -1,0 +1,296 @@
+"""Run ``kvault operator`` as a real subprocess against the test cluster, and small helpers
+for the operator tests: CRDs, custom objects, the data plane as an admin ServiceAccount.
+
+Every wait polls with a deadline or follows a watch; nothing sleeps to wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, watch
+
+from e2e import kube
+from e2e.crds import apply_crds
+from e2e.fixtures import Cluster
+from e2e.wait import wait_for
+from kvault.cli.client import DataPlane, Endpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUP, VERSION = "kvault.io", "v1alpha1"
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+    output: list[str] = field(default_factory=list)
+    data_dir: Path = Path()
+
+    @property
+    def endpoint(self) -> str:
+        return self.env["KVAULT_ENDPOINT"]
+
+    @property
+    def ca_file(self) -> str:
+        return self.env["KVAULT_CA_FILE"]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+
+def start_operator(
+    cluster: Cluster,
+    data_dir: Path,
+    namespaces: Sequence[str],
+    *,
+    lease_name: str | None = None,
+    lease_duration: float = 15.0,
+    env: dict[str, str] | None = None,
+    extra: Sequence[str] = (),
+) -> Operator:
+    """Start the operator (data plane on a free port) and wait for its ready lines."""
+    args = [
+        sys.executable,
+        "-m",
+        "kvault.cli.main",
+        "operator",
+        "--data-dir",
+        str(data_dir),
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--lease-namespace",
+        namespaces[0],
+        "--lease-name",
+        lease_name or f"kvault-{uuid.uuid4().hex[:8]}",
+        "--lease-duration",
+        str(lease_duration),
+        *[a for ns in namespaces for a in ("--namespace", ns)],
+        *extra,
+    ]
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("KVAULT_")}
+    child_env.update(env or {})
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env,
+    )
+    assert proc.stdout is not None
+    ready: dict[str, str] = {}
+    output: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT
+    for line in proc.stdout:
+        output.append(line)
+        key, sep, value = line.strip().partition("=")
+        if sep and key in ("KVAULT_ENDPOINT", "KVAULT_CA_FILE", "KVAULT_METRICS"):
+            ready[key] = value
+        if len(ready) == 3 or time.monotonic() > deadline:
+            break
+    if len(ready) < 3:
+        proc.kill()
+        raise AssertionError("kvault operator did not start:\n" + "".join(output[-40:]))
+    op = Operator(proc, ready, output, data_dir)
+    threading.Thread(target=_drain, args=(proc, output), daemon=True).start()
+    return op
+
+
+def _drain(proc: subprocess.Popen[str], sink: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sink.append(line)
+
+
+def install_crds(cluster: Cluster) -> None:
+    apply_crds(cluster.api)
+
+
+def custom(cluster: Cluster) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(cluster.api)
+
+
+def create(
+    cluster: Cluster, ns: str, plural: str, kind: str, name: str, spec: dict[str, Any]
+) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+    custom(cluster).create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)
+
+
+def get(cluster: Cluster, ns: str, plural: str, name: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = kube.get_or_none(
+        custom(cluster).get_namespaced_custom_object, GROUP, VERSION, ns, plural, name
+    )
+    return found
+
+
+def delete(cluster: Cluster, ns: str, plural: str, name: str) -> None:
+    kube.get_or_none(
+        custom(cluster).delete_namespaced_custom_object, GROUP, VERSION, ns, plural, name
+    )
+
+
+def condition(obj: dict[str, Any] | None, type_: str = "Ready") -> dict[str, Any]:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or ():
+        if c.get("type") == type_:
+            return dict(c)
+    return {}
+
+
+def wait_condition(
+    cluster: Cluster,
+    ns: str,
+    plural: str,
+    name: str,
+    status: str,
+    reason: str | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get(cluster, ns, plural, name)
+        c = condition(obj)
+        gen = (obj or {}).get("metadata", {}).get("generation")
+        if (
+            c.get("status") == status
+            and (reason is None or c.get("reason") == reason)
+            and c.get("observedGeneration") == gen
+        ):
+            return obj
+        return None
+
+    return wait_for(check, timeout, f"{plural} {ns}/{name} Ready={status} {reason or ''}")
+
+
+def secret_data(cluster: Cluster, ns: str, name: str) -> dict[str, str] | None:
+    import base64
+
+    secret = kube.get_or_none(cluster.core.read_namespaced_secret, name, ns)
+    if secret is None:
+        return None
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+def admin_token(cluster: Cluster, ns: str, sa: str = "admin") -> str:
+    """A TokenRequest (audience kvault) for ``ns/sa`` (created if missing)."""
+    if kube.get_or_none(cluster.core.read_namespaced_service_account, sa, ns) is None:
+        cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": sa}})
+    spec = {"audiences": ["kvault"], "expirationSeconds": 3600}
+    resp = cluster.core.create_namespaced_service_account_token(sa, ns, {"spec": spec})
+    return str(resp.status.token)
+
+
+def data_plane(op: Operator, token: str, vault: str, ns: str) -> DataPlane:
+    return DataPlane(Endpoint(op.endpoint, token, op.ca_file, f"{vault}.{ns}.svc"))
+
+
+def set_secret(plane: DataPlane, name: str, value: str, **extra: Any) -> str:
+    doc = plane.request("PUT", f"/secrets/{name}", {"value": value, **extra})
+    return str(doc["id"]).rstrip("/").rsplit("/", 1)[-1]
+
+
+def watch_secret_change(
+    cluster: Cluster,
+    ns: str,
+    name: str,
+    key: str,
+    expected: str,
+    action: Callable[[], None],
+    timeout: float = 10.0,
+) -> float:
+    """Start a watch on the Secret, run ``action``, return seconds until ``key`` holds
+    ``expected`` (base64-decoded) as seen by the watch."""
+    import base64
+
+    secret = cluster.core.read_namespaced_secret(name, ns)
+    rv = secret.metadata.resource_version
+    w = watch.Watch()
+    stream: Iterator[dict[str, Any]] = w.stream(
+        cluster.core.list_namespaced_secret,
+        ns,
+        field_selector=f"metadata.name={name}",
+        resource_version=rv,
+        timeout_seconds=int(timeout) + 1,
+    )
+    started = time.monotonic()
+    action()
+    try:
+        for event in stream:
+            obj = event["object"]
+            value = (obj.data or {}).get(key)
+            if value is not None and base64.b64decode(value).decode() == expected:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                break
+    finally:
+        w.stop()
+    raise AssertionError(f"Secret {ns}/{name} did not get the new {key} within {timeout}s")
+
+
+def vault_spec(roles: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"sku": "standard", "softDeleteRetentionInDays": 7, "roleAssignments": roles, **extra}
+
+
+def sa_role(name: str, role: str, scope: str = "/", namespace: str | None = None) -> dict[str, Any]:
+    sa: dict[str, Any] = {"name": name}
+    if namespace:
+        sa["namespace"] = namespace
+    return {"principal": {"serviceAccount": sa}, "role": role, "scope": scope}
+
+
+def make_namespace(cluster: Cluster) -> str:
+    """A second fresh namespace (the fixture gives one); the caller deletes it."""
+    name = f"e2e-{uuid.uuid4().hex[:10]}"
+    meta = client.V1ObjectMeta(name=name, labels={"kvault.io/e2e": "true"})
+    cluster.core.create_namespace(client.V1Namespace(metadata=meta))
+    wait_for(
+        lambda: kube.get_or_none(cluster.core.read_namespaced_service_account, "default", name),
+        60,
+        f"ServiceAccount default in {name}",
+    )
+    return name
+
+
+def events(cluster: Cluster, ns: str, name: str | None = None) -> list[Any]:
+    items = cluster.core.list_namespaced_event(ns).items
+    return [e for e in items if name is None or e.involved_object.name == name]
+
+
+def wait_gone(cluster: Cluster, ns: str, plural: str, name: str, timeout: float = 30) -> None:
+    wait_for(lambda: get(cluster, ns, plural, name) is None, timeout, f"{plural} {ns}/{name} gone")

@@ -1,0 +1,369 @@
+"""The operator on a real cluster: provisioning, projection, denials, deletion policies,
+refresh on change, crash recovery, drift healing, and no value anywhere it must not be.
+
+The operator runs as a real subprocess (``python -m kvault.cli.main operator``) outside the
+cluster with the admin kubeconfig, watching only the test's namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from e2e import kube
+from e2e.fixtures import Cluster
+from e2e.operator_harness import (
+    Operator,
+    admin_token,
+    create,
+    custom,
+    data_plane,
+    delete,
+    events,
+    get,
+    install_crds,
+    make_namespace,
+    sa_role,
+    secret_data,
+    set_secret,
+    start_operator,
+    vault_spec,
+    wait_condition,
+    wait_gone,
+    watch_secret_change,
+)
+from e2e.wait import wait_for
+from kvault.cli.errors import CliError
+
+VALUE1 = "s3cr3t-value-" + uuid.uuid4().hex[:8]
+VALUE2 = "r0tated-value-" + uuid.uuid4().hex[:8]
+SU = "Key Vault Secrets User"
+ADMIN = "Key Vault Administrator"
+
+
+@pytest.fixture
+def operator(kube_cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+    install_crds(kube_cluster)
+    op = start_operator(kube_cluster, tmp_path / "data", [namespace])
+    yield op
+    op.stop()
+    Path(tmp_path / "operator.log").write_text(op.text())
+    print(op.text()[-3000:])
+
+
+def _vault(cluster: Cluster, ns: str, name: str, roles: list[dict[str, object]]) -> None:
+    create(cluster, ns, "vaults", "Vault", name, vault_spec(roles))
+    wait_condition(cluster, ns, "vaults", name, "True", "Provisioned")
+
+
+def test_projection_reaches_pod_and_follows_rotation(
+    kube_cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    cluster, ns = kube_cluster, namespace
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
+    _vault(cluster, ns, "main", [sa_role("app", SU), sa_role("admin", ADMIN)])
+    vault = get(cluster, ns, "vaults", "main")
+    assert vault is not None and vault["status"]["vaultUri"] == f"https://main.{ns}.svc"
+    svc = cluster.core.read_namespaced_service("main", ns)
+    assert svc.spec.ports[0].port == 443
+    ca = cluster.core.read_namespaced_config_map("kvault-ca", ns)
+    assert "BEGIN CERTIFICATE" in ca.data["ca.crt"]
+
+    plane = data_plane(operator, admin_token(cluster, ns), "main", ns)
+    v1 = set_secret(plane, "db-password", VALUE1)
+    create(
+        cluster,
+        ns,
+        "vaultsecrets",
+        "VaultSecret",
+        "db",
+        {
+            "vaultRef": {"name": "main"},
+            "serviceAccountName": "app",
+            "data": [{"secretKey": "password", "remoteRef": {"name": "db-password"}}],
+        },
+    )
+    vs = wait_condition(cluster, ns, "vaultsecrets", "db", "True", "Synced")
+    assert vs["status"]["syncedVersions"] == {"password": v1}
+    assert vs["status"]["secretName"] == "db"
+    assert secret_data(cluster, ns, "db") == {"password": VALUE1}
+    secret = cluster.core.read_namespaced_secret("db", ns)
+    assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "kvault"
+    assert secret.metadata.annotations["kvault.io/content-hash"] == vs["status"]["contentHash"]
+    assert secret.metadata.owner_references[0].kind == "VaultSecret"
+
+    script = 'while true; do echo "value=$(cat /etc/db/password)"; sleep 1; done'
+    pod = kube.busybox_pod(
+        "reader",
+        script,
+        volumes=[{"name": "db", "secret": {"secretName": "db"}}],
+        mounts=[{"name": "db", "mountPath": "/etc/db", "readOnly": True}],
+    )
+    cluster.core.create_namespaced_pod(ns, pod)
+    kube.wait_pod_running(cluster.core, ns, "reader")
+    kube.wait_log_line(cluster.core, ns, "reader", f"value={VALUE1}")
+
+    took = watch_secret_change(
+        cluster, ns, "db", "password", VALUE2, lambda: set_secret(plane, "db-password", VALUE2)
+    )
+    print(f"write -> Secret updated: {took * 1000:.1f} ms")
+    assert took <= 1.0, f"Secret followed the write after {took:.3f}s"
+    kube.wait_log_line(cluster.core, ns, "reader", f"value={VALUE2}", timeout=90)
+
+
+@pytest.fixture
+def other_namespace(kube_cluster: Cluster) -> Iterator[str]:
+    name = make_namespace(kube_cluster)
+    yield name
+    kube.get_or_none(kube_cluster.core.delete_namespace, name)
+
+
+def _projection(
+    cluster: Cluster,
+    ns: str,
+    name: str,
+    sa: str,
+    item: str,
+    vault: str = "main",
+    vault_ns: str | None = None,
+    **target: object,
+) -> None:
+    ref: dict[str, str] = {"name": vault}
+    if vault_ns:
+        ref["namespace"] = vault_ns
+    spec: dict[str, object] = {
+        "vaultRef": ref,
+        "serviceAccountName": sa,
+        "data": [{"secretKey": "value", "remoteRef": {"name": item}}],
+    }
+    if target:
+        spec["target"] = target
+    create(cluster, ns, "vaultsecrets", "VaultSecret", name, spec)
+
+
+def _assert_forbidden(cluster: Cluster, ns: str, name: str, *words: str) -> None:
+    vs = wait_condition(cluster, ns, "vaultsecrets", name, "False", "Forbidden")
+    message = next(c for c in vs["status"]["conditions"] if c["type"] == "Ready")["message"]
+    for word in words:
+        assert word in message, message
+    assert kube.get_or_none(cluster.core.read_namespaced_secret, name, ns) is None
+    wait_for(
+        lambda: any(
+            e.reason == "Forbidden" and e.type == "Warning" for e in events(cluster, ns, name)
+        ),
+        10,
+        f"Forbidden Event on {name}",
+    )
+
+
+def test_denials_are_forbidden_with_clear_messages_and_no_secret(
+    kube_cluster: Cluster, namespace: str, other_namespace: str, tmp_path: Path
+) -> None:
+    cluster, ns, ns2 = kube_cluster, namespace, other_namespace
+    install_crds(cluster)
+    op = start_operator(cluster, tmp_path / "data", [ns, ns2])
+    try:
+        for sa in ("app", "nobody", "scoped"):
+            cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": sa}})
+        cluster.core.create_namespaced_service_account(ns2, {"metadata": {"name": "app"}})
+        _vault(
+            cluster,
+            ns,
+            "main",
+            [
+                sa_role("app", SU),
+                sa_role("scoped", SU, "/secrets/other-item"),
+                sa_role("admin", ADMIN),
+            ],
+        )
+        # The other namespace's vault trusts ITS OWN ServiceAccount "app", not ours.
+        _vault(cluster, ns2, "shared", [sa_role("app", SU), sa_role("admin", ADMIN)])
+        plane = data_plane(op, admin_token(cluster, ns), "main", ns)
+        set_secret(plane, "db-password", VALUE1)
+        set_secret(plane, "other-item", VALUE2)
+        plane2 = data_plane(op, admin_token(cluster, ns2), "shared", ns2)
+        set_secret(plane2, "db-password", VALUE1)
+
+        # 1. a ServiceAccount without any role
+        _projection(cluster, ns, "no-role", "nobody", "db-password")
+        _assert_forbidden(cluster, ns, "no-role", f"{ns}/nobody", "db-password", f"main.{ns}")
+        # 2. a role scoped to another item
+        _projection(cluster, ns, "wrong-item", "scoped", "db-password")
+        _assert_forbidden(cluster, ns, "wrong-item", f"{ns}/scoped", "'db-password'")
+        # 3+4. another namespace's vault whose assignment names that namespace's SA "app"
+        _projection(cluster, ns, "cross-ns", "app", "db-password", "shared", ns2)
+        _assert_forbidden(cluster, ns, "cross-ns", f"{ns}/app", f"{ns2}/shared")
+        # control: the other namespace's own "app" may read it
+        _projection(cluster, ns2, "own", "app", "db-password", "shared")
+        wait_condition(cluster, ns2, "vaultsecrets", "own", "True", "Synced")
+        # 5. a missing ServiceAccount
+        _projection(cluster, ns, "ghost", "ghost", "db-password")
+        vs = wait_condition(cluster, ns, "vaultsecrets", "ghost", "False", "ServiceAccountNotFound")
+        assert f"{ns}/ghost" in json.dumps(vs["status"])
+        # 6. revocation: a projected Secret is removed when the role goes
+        _projection(cluster, ns, "revoked", "app", "db-password")
+        wait_condition(cluster, ns, "vaultsecrets", "revoked", "True", "Synced")
+        assert secret_data(cluster, ns, "revoked") == {"value": VALUE1}
+        patch = {"spec": {"roleAssignments": [sa_role("admin", ADMIN)]}}
+        custom(cluster).patch_namespaced_custom_object(
+            "kvault.io", "v1alpha1", ns, "vaults", "main", patch
+        )
+        _assert_forbidden(cluster, ns, "revoked", f"{ns}/app")
+    finally:
+        op.stop()
+        (tmp_path / "operator.log").write_text(op.text())
+    assert VALUE1 not in op.text() and VALUE2 not in op.text()
+
+
+def test_deletion_policies_and_vault_recovery(
+    kube_cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    cluster, ns = kube_cluster, namespace
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
+    _vault(cluster, ns, "main", [sa_role("app", SU), sa_role("admin", ADMIN)])
+    plane = data_plane(operator, admin_token(cluster, ns), "main", ns)
+    set_secret(plane, "db-password", VALUE1)
+    _projection(cluster, ns, "gone", "app", "db-password", deletionPolicy="Delete")
+    _projection(cluster, ns, "kept", "app", "db-password", deletionPolicy="Retain")
+    for name in ("gone", "kept"):
+        wait_condition(cluster, ns, "vaultsecrets", name, "True", "Synced")
+        assert secret_data(cluster, ns, name) == {"value": VALUE1}
+
+    delete(cluster, ns, "vaultsecrets", "gone")
+    wait_gone(cluster, ns, "vaultsecrets", "gone")
+    wait_for(
+        lambda: kube.get_or_none(cluster.core.read_namespaced_secret, "gone", ns) is None,
+        30,
+        "Secret gone deleted",
+    )
+    delete(cluster, ns, "vaultsecrets", "kept")
+    wait_gone(cluster, ns, "vaultsecrets", "kept")
+    kept = cluster.core.read_namespaced_secret("kept", ns)
+    assert not kept.metadata.owner_references  # garbage collection will not take it
+    assert secret_data(cluster, ns, "kept") == {"value": VALUE1}
+
+    # A Vault deleted and re-created within retention comes back with its items.
+    delete(cluster, ns, "vaults", "main")
+    wait_gone(cluster, ns, "vaults", "main")
+    with pytest.raises(CliError):
+        set_secret(plane, "db-password", VALUE2)  # the vault is soft-deleted
+    _vault(cluster, ns, "main", [sa_role("app", SU), sa_role("admin", ADMIN)])
+    assert plane.request("GET", "/secrets/db-password")["value"] == VALUE1
+    wait_for(
+        lambda: any(e.reason == "Recovered" for e in events(cluster, ns, "main")),
+        10,
+        "Recovered Event",
+    )
+    vault = get(cluster, ns, "vaults", "main")
+    assert vault is not None and vault["status"]["itemCounts"]["secrets"] == 1
+
+
+def _deployment(cluster: Cluster, ns: str, name: str) -> None:
+    pod = kube.busybox_pod(name, "sleep 3600")
+    spec = pod["spec"]
+    spec["restartPolicy"] = "Always"
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
+        },
+    }
+    client.AppsV1Api(cluster.api).create_namespaced_deployment(ns, body)
+
+
+def _restart_hash(cluster: Cluster, ns: str, name: str) -> tuple[int, str | None]:
+    dep = client.AppsV1Api(cluster.api).read_namespaced_deployment(name, ns)
+    annotations = dep.spec.template.metadata.annotations or {}
+    return dep.metadata.generation, annotations.get("kvault.io/hash-app")
+
+
+def test_sigkill_mid_sync_converges_without_lost_or_duplicate_updates(
+    kube_cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    cluster, ns = kube_cluster, namespace
+    install_crds(cluster)
+    data, lease = tmp_path / "data", f"crash-{uuid.uuid4().hex[:6]}"
+    crash = {"KVAULT_FAULT": "exit-after-secret-write"}
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
+    _deployment(cluster, ns, "web")
+    logs: list[str] = []
+
+    def start(env: dict[str, str] | None = None) -> Operator:
+        return start_operator(cluster, data, [ns], lease_name=lease, lease_duration=2, env=env)
+
+    # 1. SIGKILL right after the first Secret write, before status: the restart converges.
+    op = start(crash)
+    try:
+        _vault(cluster, ns, "main", [sa_role("app", SU), sa_role("admin", ADMIN)])
+        plane = data_plane(op, admin_token(cluster, ns), "main", ns)
+        v1 = set_secret(plane, "db-password", VALUE1)
+        spec = {
+            "vaultRef": {"name": "main"},
+            "serviceAccountName": "app",
+            "data": [{"secretKey": "value", "remoteRef": {"name": "db-password"}}],
+            "rolloutRestart": [{"kind": "Deployment", "name": "web"}],
+        }
+        create(cluster, ns, "vaultsecrets", "VaultSecret", "app", spec)
+        wait_for(lambda: not op.alive(), 30, "operator killed itself after the Secret write")
+    finally:
+        op.stop()
+        logs.append(op.text())
+    written = cluster.core.read_namespaced_secret("app", ns).metadata.resource_version
+    op = start()
+    try:
+        vs = wait_condition(cluster, ns, "vaultsecrets", "app", "True", "Synced")
+        assert vs["status"]["syncedVersions"] == {"value": v1}
+        # Not written twice: the first write was complete and is recognised by its hash.
+        assert cluster.core.read_namespaced_secret("app", ns).metadata.resource_version == written
+        generation, _ = _restart_hash(cluster, ns, "web")  # the first projection restarts nothing
+    finally:
+        op.stop()
+        logs.append(op.text())
+
+    # 2. SIGKILL after a rotation's Secret write, before the rollout restart and the status.
+    op = start(crash)
+    try:
+        plane = data_plane(op, admin_token(cluster, ns), "main", ns)
+        v2 = set_secret(plane, "db-password", VALUE2)
+        wait_for(lambda: not op.alive(), 30, "operator killed itself after the rotation write")
+    finally:
+        op.stop()
+        logs.append(op.text())
+    assert secret_data(cluster, ns, "app") == {"value": VALUE2}
+    op = start()
+    try:
+        vs = wait_condition(cluster, ns, "vaultsecrets", "app", "True", "Synced")
+        wait_for(
+            lambda: (
+                get(cluster, ns, "vaultsecrets", "app")["status"]["syncedVersions"] == {"value": v2}
+            ),
+            30,
+            "status of the rotated version",
+        )
+        vs = get(cluster, ns, "vaultsecrets", "app")
+        assert vs is not None
+        after, restarted_for = _restart_hash(cluster, ns, "web")
+        assert restarted_for == vs["status"]["contentHash"]  # the restart was not lost
+        assert after == generation + 1  # and happened once
+        # 3. Drift: a hand-edited and a deleted Secret are restored.
+        cluster.core.patch_namespaced_secret("app", ns, {"stringData": {"value": "tampered"}})
+        wait_for(lambda: secret_data(cluster, ns, "app") == {"value": VALUE2}, 10, "edit healed")
+        cluster.core.delete_namespaced_secret("app", ns)
+        wait_for(
+            lambda: secret_data(cluster, ns, "app") == {"value": VALUE2}, 10, "deletion healed"
+        )
+        assert _restart_hash(cluster, ns, "web")[0] == generation + 1  # same content: no restart
+    finally:
+        op.stop()
+        logs.append(op.text())
+    for text in logs:
+        assert VALUE1 not in text and VALUE2 not in text

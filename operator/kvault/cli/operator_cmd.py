@@ -1,0 +1,94 @@
+"""``kvault operator``: the data plane and the controller in one process.
+
+Every replica serves the data plane; the holder of the ``kvault-operator`` Lease also runs
+the kopf handlers (Vault provisioning, VaultSecret projection and refresh). Prints
+``KVAULT_ENDPOINT=``, ``KVAULT_CA_FILE=`` (and ``KVAULT_METRICS=``) once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from kvault.cli.errors import EXIT_USAGE, CliError
+
+DEFAULT_PORT = 8443
+
+
+def register(groups: Any) -> None:
+    p = groups.add_parser("operator", help="run the data plane and the Kubernetes controller")
+    p.add_argument("--data-dir", type=Path, required=True, help="kvault's data directory")
+    p.add_argument("--kubeconfig", help="default: $KUBECONFIG, in-cluster, ~/.kube/config")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="data-plane port (0: any)")
+    p.add_argument(
+        "--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0: any, -1: off)"
+    )
+    p.add_argument("--hsm", default="software", help="HSM plugin (software, pkcs11, ...)")
+    p.add_argument("--hsm-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--audience", action="append", help="accepted token audience (kvault)")
+    p.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: the whole cluster",
+    )
+    p.add_argument("--lease-namespace", help="namespace of the Lease (default: kubeconfig's)")
+    p.add_argument("--lease-name", default="kvault-operator")
+    p.add_argument("--lease-duration", type=float, default=15.0, help="seconds")
+    p.add_argument(
+        "--service-selector",
+        default="app.kubernetes.io/name=kvault",
+        help="pod selector of the per-Vault Services (k=v[,k=v])",
+    )
+    p.add_argument("--workers", type=int, default=32, help="concurrent VaultSecret reconciles")
+    p.set_defaults(handler=_run)
+
+
+def _pairs(text: str, what: str) -> dict[str, str]:
+    out = {}
+    for pair in filter(None, text.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"{what} takes KEY=VALUE, got {pair!r}", EXIT_USAGE)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kvault.controller import logs
+    from kvault.controller.runtime import RunConfig, run
+    from kvault.controller.settings import Options
+
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port must be 0-65535, got {args.port}", EXIT_USAGE)
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1", EXIT_USAGE)
+    options: dict[str, str] = {}
+    for pair in args.hsm_option:
+        options.update(_pairs(pair, "--hsm-option"))
+    logs.configure()
+    cfg = RunConfig(
+        data_dir=args.data_dir,
+        kubeconfig=args.kubeconfig,
+        host=args.host,
+        port=args.port,
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        hsm=args.hsm,
+        hsm_options=options,
+        audiences=tuple(args.audience or ("kvault",)),
+        lease_namespace=args.lease_namespace,
+        lease_name=args.lease_name,
+        lease_duration=args.lease_duration,
+        options=Options(
+            service_selector=_pairs(args.service_selector, "--service-selector"),
+            workers=args.workers,
+            namespaces=tuple(args.namespace),
+            fault=os.environ.get("KVAULT_FAULT", ""),
+        ),
+    )
+    asyncio.run(run(cfg))
+    return 0

@@ -1,0 +1,63 @@
+"""Prometheus metrics of the controller, in their own registry (served on /metrics)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REGISTRY = CollectorRegistry()
+
+SYNCS = Counter(
+    "kvault_vaultsecret_syncs_total",
+    "VaultSecret reconciles by outcome reason (Synced, Forbidden, ...)",
+    ["reason"],
+    registry=REGISTRY,
+)
+WRITES = Counter(
+    "kvault_secret_writes_total",
+    "Kubernetes Secrets written (skipped when unchanged)",
+    registry=REGISTRY,
+)
+DENIALS = Counter(
+    "kvault_projection_denials_total",
+    "Projections refused by role assignments",
+    registry=REGISTRY,
+)
+SYNC_SECONDS = Histogram(
+    "kvault_vaultsecret_sync_seconds",
+    "Time of one VaultSecret reconcile",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+CHANGE_TO_WRITE = Histogram(
+    "kvault_change_to_secret_seconds",
+    "From an item change in the vault to the Secret written",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "kvault_workqueue_depth", "VaultSecrets waiting to be reconciled", registry=REGISTRY
+)
+VAULTS = Counter(
+    "kvault_vault_reconciles_total", "Vault reconciles by outcome", ["outcome"], registry=REGISTRY
+)
+LEADER = Gauge(
+    "kvault_leader", "1 while this replica holds the controller Lease", registry=REGISTRY
+)
+RESTARTS = Counter(
+    "kvault_rollout_restarts_total",
+    "Workloads restarted after a content change",
+    registry=REGISTRY,
+)
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    body = generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def metrics_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/metrics", _metrics)
+    return app

@@ -1,0 +1,146 @@
+"""Keeping projections current: a de-duplicating work queue (one reconcile per VaultSecret
+at a time, like client-go's), an index from vault items to the VaultSecrets that project
+them (fed to the vault's in-process change feed: a write re-syncs within milliseconds), and
+per-object timers for the periodic refresh that heals drift."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from kvault.controller import metrics
+from kvault.vault.changes import Change
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]  # (namespace, name) of a VaultSecret
+MAX_BACKOFF = 300.0
+
+
+@dataclass
+class WorkQueue:
+    """Keys waiting for a reconcile. A key is never handled by two workers at once; a key
+    added while it is being handled is handled once more afterwards (no update is lost)."""
+
+    handler: Callable[[Key], Awaitable[None]]
+    workers: int = 32
+    _queue: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
+    _pending: set[Key] = field(default_factory=set)
+    _active: set[Key] = field(default_factory=set)
+    _dirty: set[Key] = field(default_factory=set)
+    _timers: dict[Key, tuple[float, asyncio.TimerHandle]] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    enqueued_at: dict[Key, float] = field(default_factory=dict)
+
+    def add(self, key: Key) -> None:
+        if key in self._active:
+            self._dirty.add(key)
+            return
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        self.enqueued_at.setdefault(key, time.monotonic())
+        self._queue.put_nowait(key)
+        metrics.QUEUE_DEPTH.set(len(self._pending))
+
+    def add_after(self, key: Key, delay: float) -> None:
+        """Add ``key`` in ``delay`` seconds (an earlier timer for the key wins)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        current = self._timers.get(key)
+        if current is not None:
+            if current[0] <= due:
+                return
+            current[1].cancel()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self.add(key)
+
+        self._timers[key] = (due, loop.call_at(due, fire))
+
+    def forget(self, key: Key) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer[1].cancel()
+
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def idle(self) -> bool:
+        return not self._pending and not self._active
+
+    def start(self) -> None:
+        for n in range(self.workers):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"kvault-worker-{n}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for _, handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._pending.discard(key)
+            self._active.add(key)
+            metrics.QUEUE_DEPTH.set(len(self._pending))
+            try:
+                await self.handler(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile of %s/%s failed", *key)
+            finally:
+                self._active.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)
+
+
+@dataclass
+class ProjectionIndex:
+    """(vault, item) -> VaultSecrets that read it; vault -> those that list it or all."""
+
+    _items: dict[tuple[str, str], set[Key]] = field(default_factory=dict)
+    _vaults: dict[str, set[Key]] = field(default_factory=dict)
+    _listers: dict[str, set[Key]] = field(default_factory=dict)
+    _of: dict[Key, tuple[str, frozenset[str], bool]] = field(default_factory=dict)
+
+    def put(self, key: Key, vault: str, items: set[str], lists: bool) -> None:
+        entry = (vault, frozenset(items), lists)
+        if self._of.get(key) == entry:
+            return
+        self.drop(key)
+        self._of[key] = entry
+        self._vaults.setdefault(vault, set()).add(key)
+        for item in items:
+            self._items.setdefault((vault, item), set()).add(key)
+        if lists:
+            self._listers.setdefault(vault, set()).add(key)
+
+    def drop(self, key: Key) -> None:
+        entry = self._of.pop(key, None)
+        if entry is None:
+            return
+        vault, items, _ = entry
+        for bucket in (
+            [self._vaults.get(vault)]
+            + [self._items.get((vault, i)) for i in items]
+            + [self._listers.get(vault)]
+        ):
+            if bucket is not None:
+                bucket.discard(key)
+
+    def affected(self, change: Change) -> set[Key]:
+        if not change.item:  # a vault-wide change: roles, deletion, recovery
+            return set(self._vaults.get(change.vault, ()))
+        return set(self._items.get((change.vault, change.item.lower()), ())) | set(
+            self._listers.get(change.vault, ())
+        )

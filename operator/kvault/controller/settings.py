@@ -1,0 +1,53 @@
+"""Names the operator writes to the cluster, its options, and the kopf settings for scale."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import kopf
+
+GROUP = "kvault.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = "kvault.io/finalizer"  # kopf's, on Vaults
+#: Ours, on VaultSecrets (level-based handlers: kopf would strip a finalizer of its own name
+#: from objects without kopf change handlers).
+PROJECTION_FINALIZER = "kvault.io/projection"
+FIELD_MANAGER = "kvault"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+ANN_HASH = "kvault.io/content-hash"
+ANN_OWNER = "kvault.io/vaultsecret"
+ANN_RESTARTED = "kvault.io/restartedAt"
+CA_CONFIGMAP = "kvault-ca"
+DEFAULT_REFRESH = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What one operator process was told on its command line."""
+
+    data_port: int = 8443
+    service_selector: dict[str, str] = field(
+        default_factory=lambda: {"app.kubernetes.io/name": "kvault"}
+    )
+    ca_pem: str = ""
+    workers: int = 32
+    namespaces: tuple[str, ...] = ()  # empty: the whole cluster
+    fault: str = ""  # test-only fault injection point (KVAULT_FAULT)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Few PATCHes per object, no Event floods, our own annotation prefix and finalizer."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.loggers = False
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = True  # one active controller comes from our Lease
+    settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_BY}={FIELD_MANAGER}"
+    settings.watching.chunk_size = 500
+    settings.queueing.worker_limit = None  # kopf#1243: keep unlimited with indexes
+    settings.networking.request_timeout = 60
