@@ -37,11 +37,12 @@ test-slow: install
 cluster-build: install
 	$(PY) -m e2e.cluster build
 
+# A real local cluster, the CRDs, the operator in the background and a demo (e2e/dev.py).
 dev: install
-	@echo "make dev arrives with the operator (issue 5)"; exit 1
+	$(PY) -m e2e.dev up
 
 dev-down:
-	@true
+	@if [ -x $(PY) ]; then $(PY) -m e2e.dev down; fi
 
 bench: install
 	$(PY) -m bench core

@@ -7,17 +7,19 @@ import asyncio
 import json
 import sys
 
-from bench import api, core
+from bench import api, core, operator
 
-BENCHMARKS = {"api": api.run, "core": core.run}
+BENCHMARKS = {"api": api.run, "core": core.run, "operator": operator.run}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("name", choices=sorted(BENCHMARKS))
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (operator)")
     args = parser.parse_args()
-    result = asyncio.run(BENCHMARKS[args.name](args.seconds))
+    kwargs = {"quick": True} if args.quick and args.name == "operator" else {}
+    result = asyncio.run(BENCHMARKS[args.name](args.seconds, **kwargs))
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

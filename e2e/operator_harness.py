@@ -37,6 +37,8 @@ class Operator:
     env: dict[str, str]
     output: list[str] = field(default_factory=list)
     data_dir: Path = Path()
+    cluster: Cluster | None = None
+    lease: tuple[str, str] = ("", "")  # namespace, name
 
     @property
     def endpoint(self) -> str:
@@ -50,6 +52,7 @@ class Operator:
         return self.process.poll() is None
 
     def stop(self) -> None:
+        """SIGTERM (then SIGKILL) and remove its Lease, so tests leave nothing behind."""
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -57,6 +60,9 @@ class Operator:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.cluster is not None and self.lease[1]:
+            coordination = client.CoordinationV1Api(self.cluster.api)
+            kube.get_or_none(coordination.delete_namespaced_lease, self.lease[1], self.lease[0])
 
     def kill(self) -> None:
         self.process.kill()
@@ -75,8 +81,10 @@ def start_operator(
     lease_duration: float = 15.0,
     env: dict[str, str] | None = None,
     extra: Sequence[str] = (),
+    lease_namespace: str = "default",
 ) -> Operator:
     """Start the operator (data plane on a free port) and wait for its ready lines."""
+    lease = lease_name or f"kvault-{uuid.uuid4().hex[:8]}"
     args = [
         sys.executable,
         "-m",
@@ -91,9 +99,9 @@ def start_operator(
         "--metrics-port",
         "0",
         "--lease-namespace",
-        namespaces[0],
+        lease_namespace,
         "--lease-name",
-        lease_name or f"kvault-{uuid.uuid4().hex[:8]}",
+        lease,
         "--lease-duration",
         str(lease_duration),
         *[a for ns in namespaces for a in ("--namespace", ns)],
@@ -123,7 +131,7 @@ def start_operator(
     if len(ready) < 3:
         proc.kill()
         raise AssertionError("kvault operator did not start:\n" + "".join(output[-40:]))
-    op = Operator(proc, ready, output, data_dir)
+    op = Operator(proc, ready, output, data_dir, cluster, (lease_namespace, lease))
     threading.Thread(target=_drain, args=(proc, output), daemon=True).start()
     return op
 
@@ -294,3 +302,23 @@ def events(cluster: Cluster, ns: str, name: str | None = None) -> list[Any]:
 
 def wait_gone(cluster: Cluster, ns: str, plural: str, name: str, timeout: float = 30) -> None:
     wait_for(lambda: get(cluster, ns, plural, name) is None, timeout, f"{plural} {ns}/{name} gone")
+
+
+def release(cluster: Cluster, namespaces: Sequence[str]) -> None:
+    """After the operator stopped: drop its finalizers from our objects in ``namespaces``, so
+    deleting the test's namespaces never waits for an operator that is gone."""
+    api = custom(cluster)
+    for ns in namespaces:
+        for plural in ("vaultsecrets", "vaults"):
+            listed = kube.get_or_none(api.list_namespaced_custom_object, GROUP, VERSION, ns, plural)
+            for obj in (listed or {}).get("items", []):
+                if obj["metadata"].get("finalizers"):
+                    kube.get_or_none(
+                        api.patch_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        ns,
+                        plural,
+                        obj["metadata"]["name"],
+                        {"metadata": {"finalizers": None}},
+                    )

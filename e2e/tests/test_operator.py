@@ -28,6 +28,7 @@ from e2e.operator_harness import (
     get,
     install_crds,
     make_namespace,
+    release,
     sa_role,
     secret_data,
     set_secret,
@@ -44,6 +45,14 @@ VALUE1 = "s3cr3t-value-" + uuid.uuid4().hex[:8]
 VALUE2 = "r0tated-value-" + uuid.uuid4().hex[:8]
 SU = "Key Vault Secrets User"
 ADMIN = "Key Vault Administrator"
+
+
+@pytest.fixture(autouse=True)
+def _released(kube_cluster: Cluster, namespace: str) -> Iterator[None]:
+    """Set up before and torn down after the operators: drops leftover finalizers, so the
+    namespace's deletion never waits for an operator that is gone."""
+    yield
+    release(kube_cluster, [namespace])
 
 
 @pytest.fixture
@@ -96,6 +105,12 @@ def test_projection_reaches_pod_and_follows_rotation(
     assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "kvault"
     assert secret.metadata.annotations["kvault.io/content-hash"] == vs["status"]["contentHash"]
     assert secret.metadata.owner_references[0].kind == "VaultSecret"
+    # kopf state: our prefix and finalizer on Vaults; nothing of kopf's on VaultSecrets.
+    vault = get(cluster, ns, "vaults", "main")
+    assert vault is not None and "kvault.io/finalizer" in vault["metadata"]["finalizers"]
+    assert not any("zalando" in k for k in vault["metadata"].get("annotations", {}))
+    assert vs["metadata"]["finalizers"] == ["kvault.io/projection"]
+    assert not any(k.startswith("kopf") for k in vs["metadata"].get("annotations") or {})
 
     script = 'while true; do echo "value=$(cat /etc/db/password)"; sleep 1; done'
     pod = kube.busybox_pod(
@@ -114,19 +129,28 @@ def test_projection_reaches_pod_and_follows_rotation(
     print(f"write -> Secret updated: {took * 1000:.1f} ms")
     assert took <= 1.0, f"Secret followed the write after {took:.3f}s"
     kube.wait_log_line(cluster.core, ns, "reader", f"value={VALUE2}", timeout=90)
+    # The projection is audited as the ServiceAccount it acts as.
+    audit = [json.loads(x) for x in (operator.data_dir / "audit.log").read_text().splitlines()]
+    reads = [
+        a
+        for a in audit
+        if a["operation"] == "SecretGet" and a["request_id"] == f"vaultsecret/{ns}/db"
+    ]
+    assert reads and all(a["principal"] == f"system:serviceaccount:{ns}:app" for a in reads)
 
 
 @pytest.fixture
 def other_namespace(kube_cluster: Cluster) -> Iterator[str]:
     name = make_namespace(kube_cluster)
     yield name
+    release(kube_cluster, [name])
     kube.get_or_none(kube_cluster.core.delete_namespace, name)
 
 
 def _projection(
     cluster: Cluster,
     ns: str,
-    name: str,
+    vs: str,
     sa: str,
     item: str,
     vault: str = "main",
@@ -143,7 +167,7 @@ def _projection(
     }
     if target:
         spec["target"] = target
-    create(cluster, ns, "vaultsecrets", "VaultSecret", name, spec)
+    create(cluster, ns, "vaultsecrets", "VaultSecret", vs, spec)
 
 
 def _assert_forbidden(cluster: Cluster, ns: str, name: str, *words: str) -> None:
@@ -218,6 +242,9 @@ def test_denials_are_forbidden_with_clear_messages_and_no_secret(
         op.stop()
         (tmp_path / "operator.log").write_text(op.text())
     assert VALUE1 not in op.text() and VALUE2 not in op.text()
+    audit = [json.loads(x) for x in (op.data_dir / "audit.log").read_text().splitlines()]
+    denied = {(a["principal"], a["item"]) for a in audit if a["outcome"] == "ForbiddenByRbac"}
+    assert (f"system:serviceaccount:{ns}:nobody", "db-password") in denied
 
 
 def test_deletion_policies_and_vault_recovery(
@@ -367,3 +394,159 @@ def test_sigkill_mid_sync_converges_without_lost_or_duplicate_updates(
         logs.append(op.text())
     for text in logs:
         assert VALUE1 not in text and VALUE2 not in text
+
+
+def test_templates_data_from_and_no_value_outside_the_secret(
+    kube_cluster: Cluster, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    cluster, ns = kube_cluster, namespace
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "nobody"}})
+    _vault(cluster, ns, "main", [sa_role("app", SU), sa_role("admin", ADMIN)])
+    plane = data_plane(operator, admin_token(cluster, ns), "main", ns)
+    values = {
+        "db-password": VALUE1,
+        "app-token": VALUE2,
+        "app-key": "k3y-" + uuid.uuid4().hex,
+        "tagged": "t4g-" + uuid.uuid4().hex,
+    }
+    for name, value in values.items():
+        extra = {"tags": {"team": "blue"}} if name == "tagged" else {}
+        set_secret(plane, name, value, **extra)
+    spec = {
+        "vaultRef": {"name": "main"},
+        "serviceAccountName": "app",
+        "data": [{"secretKey": "password", "remoteRef": {"name": "db-password"}}],
+        "target": {
+            "template": {"data": {"dsn": "postgres://app:{{ .password }}@db/app"}},
+        },
+    }
+    create(cluster, ns, "vaultsecrets", "VaultSecret", "dsn", spec)
+    spec = {
+        "vaultRef": {"name": "main"},
+        "serviceAccountName": "app",
+        "dataFrom": [{"prefix": "app-"}, {"tag": {"name": "team", "value": "blue"}}],
+    }
+    create(cluster, ns, "vaultsecrets", "VaultSecret", "bulk", spec)
+    spec = {**spec, "serviceAccountName": "nobody"}
+    create(cluster, ns, "vaultsecrets", "VaultSecret", "denied", spec)
+    wait_condition(cluster, ns, "vaultsecrets", "dsn", "True", "Synced")
+    wait_condition(cluster, ns, "vaultsecrets", "bulk", "True", "Synced")
+    wait_condition(cluster, ns, "vaultsecrets", "denied", "False", "Forbidden")
+    assert secret_data(cluster, ns, "dsn") == {"dsn": f"postgres://app:{VALUE1}@db/app"}
+    assert secret_data(cluster, ns, "bulk") == {
+        k: v for k, v in values.items() if k.startswith("app-") or k == "tagged"
+    }
+    # A rotation, so the refresh path is covered by the scan too.
+    rotated = "r0t-" + uuid.uuid4().hex
+    set_secret(plane, "app-token", rotated)
+    wait_for(
+        lambda: (secret_data(cluster, ns, "bulk") or {}).get("app-token") == rotated, 10, "rot"
+    )
+
+    secrets = [*values.values(), rotated]
+    places: dict[str, str] = {"operator output": operator.text()}
+    for plural in ("vaults", "vaultsecrets"):
+        objs = custom(cluster).list_namespaced_custom_object("kvault.io", "v1alpha1", ns, plural)
+        places[plural] = json.dumps(objs)
+    places["events"] = json.dumps([e.to_dict() for e in events(cluster, ns)], default=str)
+    for name in ("dsn", "bulk"):
+        meta = cluster.core.read_namespaced_secret(name, ns).metadata
+        places[f"secret {name} metadata"] = json.dumps(meta.to_dict(), default=str)
+    import urllib.request
+
+    with urllib.request.urlopen(operator.env["KVAULT_METRICS"], timeout=10) as resp:
+        metrics = resp.read().decode()
+    places["metrics"] = metrics
+    assert "kvault_vaultsecret_syncs_total" in metrics
+    for path in operator.data_dir.rglob("*"):
+        if path.is_file():
+            places[str(path)] = path.read_bytes().decode("latin-1")
+    for where, text in places.items():
+        for value in secrets:
+            assert value not in text, f"a secret value appears in {where}"
+
+
+def test_one_active_controller_through_the_lease(
+    kube_cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """Two replicas serve the data plane; only the Lease holder reconciles, and when it dies
+    the other takes over within the lease duration."""
+    cluster, ns = kube_cluster, namespace
+    install_crds(cluster)
+    lease = f"ha-{uuid.uuid4().hex[:6]}"
+    first = start_operator(cluster, tmp_path / "a", [ns], lease_name=lease, lease_duration=3)
+    wait_for(lambda: "acquired lease" in first.text(), 20, "first replica leads")
+    second = start_operator(cluster, tmp_path / "b", [ns], lease_name=lease, lease_duration=3)
+    try:
+        _vault(cluster, ns, "main", [])
+        assert "acquired lease" not in second.text()
+        holder = client.CoordinationV1Api(cluster.api).read_namespaced_lease(lease, "default")
+        assert holder.spec.holder_identity.endswith(str(first.process.pid))
+        first.kill()
+        wait_for(lambda: "acquired lease" in second.text(), 20, "second replica takes over")
+        create(cluster, ns, "vaults", "Vault", "after", vault_spec([]))
+        wait_condition(cluster, ns, "vaults", "after", "True", "Provisioned")
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_merge_orphan_and_purge_on_delete(
+    kube_cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    cluster, ns = kube_cluster, namespace
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
+    _vault(cluster, ns, "main", [sa_role("app", SU), sa_role("admin", ADMIN)])
+    plane = data_plane(operator, admin_token(cluster, ns), "main", ns)
+    set_secret(plane, "db-password", VALUE1)
+
+    # Merge: only our key goes into someone else's Secret, and only our key leaves with us.
+    _projection(cluster, ns, "merge-missing", "app", "db-password", creationPolicy="Merge")
+    vs = wait_condition(cluster, ns, "vaultsecrets", "merge-missing", "False", "Error")
+    assert "does not exist" in json.dumps(vs["status"])
+    cluster.core.create_namespaced_secret(
+        ns, {"metadata": {"name": "shared"}, "stringData": {"theirs": "keep-me"}}
+    )
+    _projection(cluster, ns, "merger", "app", "db-password", name="shared", creationPolicy="Merge")
+    wait_condition(cluster, ns, "vaultsecrets", "merger", "True", "Synced")
+    assert secret_data(cluster, ns, "shared") == {"theirs": "keep-me", "value": VALUE1}
+    delete(cluster, ns, "vaultsecrets", "merger")
+    wait_gone(cluster, ns, "vaultsecrets", "merger")
+    assert secret_data(cluster, ns, "shared") == {"theirs": "keep-me"}
+
+    # A Secret that is not ours is never taken over without Merge.
+    _projection(cluster, ns, "taker", "app", "db-password", name="shared")
+    vs = wait_condition(cluster, ns, "vaultsecrets", "taker", "False", "Error")
+    assert "not managed by this VaultSecret" in json.dumps(vs["status"])
+
+    # Orphan: no owner reference.
+    _projection(cluster, ns, "orphan", "app", "db-password", creationPolicy="Orphan")
+    wait_condition(cluster, ns, "vaultsecrets", "orphan", "True", "Synced")
+    assert not cluster.core.read_namespaced_secret("orphan", ns).metadata.owner_references
+
+    # allowPurgeOnDelete: the vault and its items are gone for good.
+    create(
+        cluster,
+        ns,
+        "vaults",
+        "Vault",
+        "temp",
+        vault_spec([sa_role("admin", ADMIN)], allowPurgeOnDelete=True),
+    )
+    wait_condition(cluster, ns, "vaults", "temp", "True", "Provisioned")
+    temp = data_plane(operator, admin_token(cluster, ns), "temp", ns)
+    set_secret(temp, "x", VALUE2)
+    delete(cluster, ns, "vaults", "temp")
+    wait_gone(cluster, ns, "vaults", "temp")
+    wait_for(
+        lambda: any(
+            e.reason == "Deleted" and "purged" in e.message for e in events(cluster, ns, "temp")
+        ),
+        10,
+        "purged Event",
+    )
+    create(cluster, ns, "vaults", "Vault", "temp", vault_spec([sa_role("admin", ADMIN)]))
+    wait_condition(cluster, ns, "vaults", "temp", "True", "Provisioned")
+    with pytest.raises(CliError):
+        temp.request("GET", "/secrets/x")

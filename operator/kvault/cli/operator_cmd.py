@@ -44,6 +44,13 @@ def register(groups: Any) -> None:
         default="app.kubernetes.io/name=kvault",
         help="pod selector of the per-Vault Services (k=v[,k=v])",
     )
+    p.add_argument(
+        "--service-target",
+        default=_own_service(),
+        help="DNS name of kvault's own Service: per-Vault Services become ExternalName "
+        "aliases of it, which works from any namespace (default from $KVAULT_SERVICE_NAME "
+        "and $KVAULT_NAMESPACE; empty: per-Vault Services select pods by --service-selector)",
+    )
     p.add_argument("--workers", type=int, default=32, help="concurrent VaultSecret reconciles")
     p.set_defaults(handler=_run)
 
@@ -56,6 +63,11 @@ def _pairs(text: str, what: str) -> dict[str, str]:
             raise CliError(f"{what} takes KEY=VALUE, got {pair!r}", EXIT_USAGE)
         out[key.strip()] = value.strip()
     return out
+
+
+def _own_service() -> str:
+    name, ns = os.environ.get("KVAULT_SERVICE_NAME"), os.environ.get("KVAULT_NAMESPACE")
+    return f"{name}.{ns}.svc.cluster.local" if name and ns else ""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         lease_duration=args.lease_duration,
         options=Options(
             service_selector=_pairs(args.service_selector, "--service-selector"),
+            service_target=args.service_target,
             workers=args.workers,
             namespaces=tuple(args.namespace),
             fault=os.environ.get("KVAULT_FAULT", ""),

@@ -143,7 +143,6 @@ class Controller:
             or PROJECTION_FINALIZER not in (meta.get("finalizers") or ())
         )
         if needed:
-            log.debug("enqueue %s/%s after %s", key[0], key[1], event.get("type"))
             self.queue.add(key)
 
     def on_secret_event(self, event: Mapping[str, Any]) -> None:
@@ -183,20 +182,12 @@ class Controller:
         elapsed = time.monotonic() - started
         metrics.SYNC_SECONDS.observe(elapsed)
         if result.content_hash:
-            plan = plan_of(body, DEFAULT_REFRESH)
-            self.expected[key] = (
-                result.content_hash,
-                tuple(result.status.get("syncedVersions") or ())
-                if not plan.templates
-                else tuple(plan.templates),
-                result.fingerprint,
-            )
+            self.expected[key] = (result.content_hash, result.keys, result.fingerprint)
         changed = self.changed_at.pop(key, None)
         if changed is not None and result.wrote:
             metrics.CHANGE_TO_WRITE.observe(time.monotonic() - changed)
         old = body.get("status") or {}
         if result.wrote or _stable(old) != _stable({**old, **result.status}):
-            log.debug("status of %s/%s changed", key[0], key[1])
             await kubeops.patch_status(self.kube, PLURAL, key[0], key[1], result.status)
             merged = {**old, **result.status}
             body["status"] = {k: v for k, v in merged.items() if v is not None}
@@ -245,7 +236,7 @@ class Controller:
         @kopf.on.login(registry=reg)
         async def login(**_: Any) -> kopf.AiohttpSession:
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ssl=ctl.kube._ssl),
+                connector=aiohttp.TCPConnector(limit=0, ssl=ctl.kube.tls),
                 headers=ctl.kube.auth_headers(),
             )
             return kopf.AiohttpSession(

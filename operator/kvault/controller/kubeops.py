@@ -95,12 +95,22 @@ class EventPoster:
     """Kubernetes Events about our objects, posted in the background (a failure to post
     never fails a reconcile). Messages name objects and reasons, never values."""
 
+    #: Events in flight at once, and the backlog beyond which new ones are dropped: a cold
+    #: start of thousands of objects must not starve reconciles (or the Lease) of connections.
+    CONCURRENCY = 4
+    BACKLOG = 2000
+
     def __init__(self, kube: KubeClient, component: str = "kvault-operator") -> None:
         self._kube = kube
         self._component = component
         self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(self.CONCURRENCY)
+        self.dropped = 0
 
     def post(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        if len(self._tasks) >= self.BACKLOG:
+            self.dropped += 1
+            return
         task = asyncio.get_running_loop().create_task(self._post(body, type_, reason, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -132,7 +142,8 @@ class EventPoster:
             "count": 1,
         }
         try:
-            await self._kube.post(core_path("events", ns), event)
+            async with self._slots:
+                await self._kube.post(core_path("events", ns), event)
         except KvaultError as exc:
             log.warning("could not post Event %s on %s/%s: %s", reason, ns, meta.get("name"), exc)
 

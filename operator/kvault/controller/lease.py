@@ -140,10 +140,9 @@ class Lease:
             lost = asyncio.Event()
             leader = asyncio.create_task(lead(lost))
             renewer = asyncio.create_task(self._keep(lost, stop))
-            await asyncio.wait(
-                [leader, renewer, asyncio.create_task(stop.wait())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([leader, renewer, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
             lost.set()
             await asyncio.gather(leader, return_exceptions=True)
             renewer.cancel()

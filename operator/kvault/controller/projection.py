@@ -71,6 +71,7 @@ class Plan:
     vault: str
     vault_ref: str  # "name" or "ns/name" as the user wrote it
     items: list[tuple[str, str, str]]  # (secretKey, remote name, version)
+    kinds: set[str]
     data_from: list[Mapping[str, Any]]
     target: str
     type: str
@@ -115,8 +116,12 @@ def plan_of(body: Mapping[str, Any], default_refresh: float) -> Plan:
         )
         for d in spec.get("data") or ()
     ]
+    kinds = {
+        str((d.get("remoteRef") or {}).get("kind") or "Secret") for d in spec.get("data") or ()
+    }
     return Plan(
         namespace=ns,
+        kinds=kinds,
         name=meta["name"],
         uid=str(meta.get("uid", "")),
         generation=meta.get("generation"),
@@ -159,7 +164,8 @@ class Result:
     reason: str
     wrote: bool = False
     content_hash: str = ""
-    fingerprint: str = ""
+    fingerprint: str = ""  # digest of the written data (kept in memory for drift checks)
+    keys: tuple[str, ...] = ()
     restarted: list[str] = field(default_factory=list)
 
 
@@ -227,6 +233,13 @@ class Projector:
             raise Refused(
                 "VaultNotFound", f"vault {plan.vault_ref} ({plan.vault}) was not found", drop=False
             ) from None
+        unsupported = sorted(plan.kinds - {"Secret"})
+        if unsupported:
+            raise Refused(
+                "Error",
+                f"remoteRef.kind {', '.join(unsupported)} is not supported yet (only Secret)",
+                drop=False,
+            )
         who = principal_for(plan.namespace, plan.sa)
         caller = Caller(who.name, f"vaultsecret/{plan.namespace}/{plan.name}")
         wanted: list[tuple[str, str, str]] = list(plan.items)
@@ -247,14 +260,21 @@ class Projector:
         for key, remote, version in wanted:
             try:
                 secret = await self.kv.secrets.get(plan.vault, remote, version, caller=caller)
+            # A missing or disabled item keeps the last projection (as ESO's default
+            # Retain does): pods keep working while someone fixes the vault. Only a denial
+            # or a missing identity takes the Secret away.
             except NotFound:
                 shown = f"{remote}/{version}" if version else remote
                 raise Refused(
-                    "ItemNotFound", f"secret {shown!r} was not found in vault {plan.vault_ref}"
+                    "ItemNotFound",
+                    f"secret {shown!r} was not found in vault {plan.vault_ref}",
+                    drop=False,
                 ) from None
             except ItemDisabled:
                 raise Refused(
-                    "ItemNotFound", f"secret {remote!r} of vault {plan.vault_ref} is disabled"
+                    "ItemNotFound",
+                    f"secret {remote!r} of vault {plan.vault_ref} is disabled",
+                    drop=False,
                 ) from None
             values[key] = secret.value
             versions[key] = secret.properties.version
@@ -450,7 +470,7 @@ class Projector:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
         chosen = {k: encoded[k] for k in sorted(encoded)}
         digest_of_values = hashlib.sha256(json.dumps(chosen).encode()).hexdigest()
-        return Result(status, "Synced", wrote, digest, digest_of_values, restarted)
+        return Result(status, "Synced", wrote, digest, digest_of_values, tuple(chosen), restarted)
 
     def _refused(
         self, body: Mapping[str, Any], plan: Plan, refused: Refused, *, retry: bool = False

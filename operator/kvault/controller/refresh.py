@@ -32,6 +32,7 @@ class WorkQueue:
     _dirty: set[Key] = field(default_factory=set)
     _timers: dict[Key, tuple[float, asyncio.TimerHandle]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _failures: dict[Key, int] = field(default_factory=dict)
     enqueued_at: dict[Key, float] = field(default_factory=dict)
 
     def add(self, key: Key) -> None:
@@ -62,6 +63,7 @@ class WorkQueue:
         self._timers[key] = (due, loop.call_at(due, fire))
 
     def forget(self, key: Key) -> None:
+        self._failures.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer[1].cancel()
@@ -93,10 +95,16 @@ class WorkQueue:
             metrics.QUEUE_DEPTH.set(len(self._pending))
             try:
                 await self.handler(key)
+                self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reconcile of %s/%s failed", *key)
+                # Retried with exponential backoff (1 s .. 5 min): a transient API error
+                # must not leave an object unreconciled (or a finalizer in place) for good.
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                log.exception("reconcile of %s/%s failed (attempt %d)", key[0], key[1], failures)
+                self.add_after(key, min(MAX_BACKOFF, 2.0 ** (failures - 1)))
             finally:
                 self._active.discard(key)
                 if key in self._dirty:

@@ -23,6 +23,7 @@ from kvault.controller.handlers import Controller
 from kvault.controller.lease import Lease
 from kvault.controller.metrics import metrics_app
 from kvault.controller.settings import Options, configure
+from kvault.kube.client import KubeClient
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,16 @@ async def run(cfg: RunConfig) -> None:
 
         namespace = cfg.lease_namespace or setup.kube.config.namespace
         identity = f"{socket.gethostname()}-{os.getpid()}"
-        lease = Lease(setup.kube, namespace, cfg.lease_name, identity, duration=cfg.lease_duration)
-        await lease.run(lead, stop)
+        # The Lease gets its own connection pool: renewals must never queue behind a burst
+        # of reconciles, or a busy leader would step down exactly when it is most needed.
+        lease_kube = KubeClient(setup.kube.config)
+        try:
+            lease = Lease(
+                lease_kube, namespace, cfg.lease_name, identity, duration=cfg.lease_duration
+            )
+            await lease.run(lead, stop)
+        finally:
+            await lease_kube.close()
     finally:
         for r in reversed(runners):
             await r.cleanup()

@@ -31,6 +31,9 @@ class Options:
     service_selector: dict[str, str] = field(
         default_factory=lambda: {"app.kubernetes.io/name": "kvault"}
     )
+    #: kvault's own Service (FQDN): per-Vault Services alias it (a selector would only match
+    #: pods in the Vault's namespace). Empty: select pods by ``service_selector``.
+    service_target: str = ""
     ca_pem: str = ""
     workers: int = 32
     namespaces: tuple[str, ...] = ()  # empty: the whole cluster

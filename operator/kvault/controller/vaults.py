@@ -134,7 +134,11 @@ async def publish(kube: KubeClient, body: Mapping[str, Any], options: Options) -
             ],
         },
         "spec": {
-            "selector": dict(options.service_selector),
+            **(
+                {"type": "ExternalName", "externalName": options.service_target}
+                if options.service_target
+                else {"selector": dict(options.service_selector)}
+            ),
             "ports": [
                 {"name": "https", "port": 443, "targetPort": options.data_port, "protocol": "TCP"}
             ],

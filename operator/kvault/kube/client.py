@@ -336,10 +336,14 @@ class KubeClient:
         params = {"fieldManager": field_manager, "force": "true" if force else "false"}
         return await self.patch(path, body, content_type=APPLY_PATCH, params=params)
 
-    async def delete(
-        self, path: str, body: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
+    async def delete(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return await self.request("DELETE", path, body=body)
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context to the API server (CA and client certificate), for other clients
+        of the same server such as kopf's watches."""
+        return self._ssl
 
     def session(self) -> aiohttp.ClientSession:
         """The authenticated session (e.g. for a watch or to hand to kopf)."""
