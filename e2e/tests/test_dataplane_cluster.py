@@ -40,6 +40,16 @@ class BearerToken:
         return AccessToken(self.token, 2**31 - 1)
 
 
+def _client(server: DevServer, token: str) -> SecretClient:
+    """The SDK as a pod would build it, with a ServiceAccount token as the bearer."""
+    return SecretClient(
+        server.endpoint,
+        BearerToken(token),
+        verify_challenge_resource=False,
+        connection_verify=server.env["KVAULT_CA_FILE"],
+    )
+
+
 def request_token(cluster: Cluster, ns: str, sa: str, audience: str) -> str:
     spec = {"audiences": [audience], "expirationSeconds": 3600}
     resp = cluster.core.create_namespaced_service_account_token(sa, ns, {"spec": spec})
@@ -94,32 +104,17 @@ def test_service_account_token_reads_a_secret_with_the_sdk(
 ) -> None:
     server, _ = served
     token = request_token(kube_cluster, namespace, "reader", "kvault")
-    client = SecretClient(
-        server.endpoint,
-        BearerToken(token),
-        verify_challenge_resource=False,
-        connection_verify=server.env["KVAULT_CA_FILE"],
-    )
+    client = _client(server, token)
     assert client.get_secret("db-password").value == VALUE
 
     stranger = request_token(kube_cluster, namespace, "stranger", "kvault")
-    denied = SecretClient(
-        server.endpoint,
-        BearerToken(stranger),
-        verify_challenge_resource=False,
-        connection_verify=server.env["KVAULT_CA_FILE"],
-    )
+    denied = _client(server, stranger)
     with pytest.raises(HttpResponseError) as err:
         denied.get_secret("db-password")
     assert err.value.status_code == 403 and "ForbiddenByRbac" in str(err.value)
 
     wrong_audience = request_token(kube_cluster, namespace, "reader", "not-kvault")
-    bad = SecretClient(
-        server.endpoint,
-        BearerToken(wrong_audience),
-        verify_challenge_resource=False,
-        connection_verify=server.env["KVAULT_CA_FILE"],
-    )
+    bad = _client(server, wrong_audience)
     with pytest.raises(HttpResponseError) as err:
         bad.get_secret("db-password")
     assert err.value.status_code == 401
