@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kvault.controller.handlers import slim
 from kvault.controller.projection import parse_duration, plan_of, principal_for
 from kvault.controller.render import TemplateError, content_hash, render
 
@@ -64,3 +65,27 @@ def test_principal_is_the_service_account_of_its_own_namespace() -> None:
     assert p.name == "system:serviceaccount:team-a:app"
     assert p.holds("team-a/app") and p.holds("system:serviceaccounts:team-a")
     assert not p.holds("team-b/app")
+
+
+def test_store_keeps_what_a_reconcile_reads_and_plans_alike() -> None:
+    body = {
+        "apiVersion": "kvault.io/v1alpha1",
+        "kind": "VaultSecret",
+        "metadata": {
+            "name": "db",
+            "namespace": "app",
+            "uid": "u-1",
+            "generation": 3,
+            "resourceVersion": "42",
+            "finalizers": ["kvault.io/projection"],
+            "annotations": {"big": "x" * 1000},
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"vaultRef": {"name": "main"}, "data": [{"remoteRef": {"name": "pw"}}]},
+        "status": {"contentHash": "h"},
+    }
+    kept = slim(body)
+    assert "managedFields" not in kept["metadata"] and "annotations" not in kept["metadata"]
+    assert kept["metadata"]["finalizers"] == ["kvault.io/projection"]
+    assert kept["status"] == {"contentHash": "h"} and kept["kind"] == "VaultSecret"
+    assert plan_of(kept, 60) == plan_of(body, 60)

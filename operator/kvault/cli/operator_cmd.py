@@ -70,7 +70,27 @@ def _own_service() -> str:
     return f"{name}.{ns}.svc.cluster.local" if name and ns else ""
 
 
+def _memory_debug() -> None:
+    """``KVAULT_TRACEMALLOC=PREFIX`` (debugging only): trace allocations from here on;
+    each SIGUSR2 writes a snapshot to ``PREFIX.N`` (compare them with ``tracemalloc``)."""
+    prefix = os.environ.get("KVAULT_TRACEMALLOC")
+    if not prefix:
+        return
+    import signal
+    import tracemalloc
+
+    tracemalloc.start(int(os.environ.get("KVAULT_TRACEMALLOC_FRAMES", "1")))
+    taken = [0]
+
+    def dump(*_: object) -> None:
+        taken[0] += 1
+        tracemalloc.take_snapshot().dump(f"{prefix}.{taken[0]}")
+
+    signal.signal(signal.SIGUSR2, dump)
+
+
 def _run(args: argparse.Namespace) -> int:
+    _memory_debug()
     from kvault.controller import logs
     from kvault.controller.runtime import RunConfig, run
     from kvault.controller.settings import Options

@@ -43,12 +43,31 @@ from kvault.vault.service import Kvault
 log = logging.getLogger(__name__)
 COUNTS_DELAY = 1.0
 _VOLATILE = ("lastSyncTime", "lastTransitionTime")
+#: The metadata a reconcile, a finalizer patch or an Event reads of a VaultSecret.
+_KEPT_META = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "finalizers",
+    "deletionTimestamp",
+)
 
 
 def fingerprint(data: Mapping[str, Any], keys: Any) -> str:
     """Which values a Secret holds for ``keys`` (a digest kept in memory only)."""
     chosen = {k: data.get(k) for k in sorted(keys)}
     return hashlib.sha256(json.dumps(chosen).encode()).hexdigest()
+
+
+def slim(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a VaultSecret the store keeps: no managedFields, labels or annotations
+    (whole bodies were most of the operator's memory at 10,000 objects)."""
+    meta = obj.get("metadata") or {}
+    out = {k: obj[k] for k in ("apiVersion", "kind", "spec", "status") if k in obj}
+    out["metadata"] = {k: meta[k] for k in _KEPT_META if k in meta}
+    return out
 
 
 def _stable(status: Mapping[str, Any]) -> str:
@@ -133,7 +152,7 @@ class Controller:
             self.expected.pop(key, None)
             return
         previous = self.store.get(key)
-        self.store[key] = dict(obj)
+        self.store[key] = slim(obj)
         with contextlib.suppress(KeyError, TypeError, ValueError):
             self.index.put(key, *interesting_items(obj))
         needed = (
