@@ -6,11 +6,8 @@ Every wait polls with a deadline or follows a watch; nothing sleeps to wait.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -25,10 +22,9 @@ from e2e.crds import apply_crds
 from e2e.fixtures import Cluster
 from e2e.wait import wait_for
 from kvault.cli.client import DataPlane, Endpoint
+from tests.fixtures.devserver import start_server
 
-ROOT = Path(__file__).resolve().parent.parent
 GROUP, VERSION = "kvault.io", "v1alpha1"
-START_TIMEOUT = 60.0
 
 
 @dataclass
@@ -86,9 +82,6 @@ def start_operator(
     """Start the operator (data plane on a free port) and wait for its ready lines."""
     lease = lease_name or f"kvault-{uuid.uuid4().hex[:8]}"
     args = [
-        sys.executable,
-        "-m",
-        "kvault.cli.main",
         "operator",
         "--data-dir",
         str(data_dir),
@@ -107,39 +100,11 @@ def start_operator(
         *[a for ns in namespaces for a in ("--namespace", ns)],
         *extra,
     ]
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("KVAULT_")}
-    child_env.update(env or {})
-    proc = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=child_env,
+    keys = ("KVAULT_ENDPOINT", "KVAULT_CA_FILE", "KVAULT_METRICS")
+    started = start_server(args, data_dir, keys, env)
+    return Operator(
+        started.process, started.env, started.output, data_dir, cluster, (lease_namespace, lease)
     )
-    assert proc.stdout is not None
-    ready: dict[str, str] = {}
-    output: list[str] = []
-    deadline = time.monotonic() + START_TIMEOUT
-    for line in proc.stdout:
-        output.append(line)
-        key, sep, value = line.strip().partition("=")
-        if sep and key in ("KVAULT_ENDPOINT", "KVAULT_CA_FILE", "KVAULT_METRICS"):
-            ready[key] = value
-        if len(ready) == 3 or time.monotonic() > deadline:
-            break
-    if len(ready) < 3:
-        proc.kill()
-        raise AssertionError("kvault operator did not start:\n" + "".join(output[-40:]))
-    op = Operator(proc, ready, output, data_dir, cluster, (lease_namespace, lease))
-    threading.Thread(target=_drain, args=(proc, output), daemon=True).start()
-    return op
-
-
-def _drain(proc: subprocess.Popen[str], sink: list[str]) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sink.append(line)
 
 
 def install_crds(cluster: Cluster) -> None:

@@ -171,23 +171,20 @@ def test_cli_acts_as_a_service_account_through_the_kubeconfig(
     )
     base = [sys.executable, "-m", "kvault.cli.main", "secret", "show", "--vault-name", "demo"]
     base += ["--namespace", namespace, "--name", "db-password", "--query", "value", "-o", "tsv"]
-    ok = subprocess.run(
-        [*base, "--service-account", "reader"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def show_as(service_account: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, "--service-account", service_account],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    ok = show_as("reader")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == VALUE + "\n"
-    denied = subprocess.run(
-        [*base, "--service-account", "stranger"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    denied = show_as("stranger")
     assert denied.returncode == 1
     assert denied.stderr.startswith("ERROR: (ForbiddenByRbac)")

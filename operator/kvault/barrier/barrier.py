@@ -42,12 +42,10 @@ class Barrier:
         kek = AESGCM.generate_key(256)
         stored = StoredKeyring(1, {1: await self._hsm.wrap(kek, kek_aad(vault_id, 1))})
         try:
-            revs = await self._storage.commit(
-                [Put(keyring_key(vault_id), stored.encode(), expect=ABSENT)]
-            )
+            await self._storage.commit([Put(keyring_key(vault_id), stored.encode(), expect=ABSENT)])
         except StorageConflict:
             raise Conflict(f"vault {vault_id} already has a keyring") from None
-        self._keyrings[vault_id] = Keyring(1, {1: AESGCM(kek)}, revs[keyring_key(vault_id)])
+        self._keyrings[vault_id] = Keyring(1, {1: AESGCM(kek)})
 
     async def ensure_keyring(self, vault_id: str) -> None:
         """Create the keyring unless it exists (the system keyring, at every start)."""
@@ -149,7 +147,7 @@ class Barrier:
             keys = {}
             for term, w in stored.wrapped.items():
                 keys[term] = AESGCM(await self._hsm.unwrap(w, kek_aad(vault_id, term)))
-            ring = Keyring(stored.active, keys, row.revision)
+            ring = Keyring(stored.active, keys)
             self._keyrings[vault_id] = ring
             return ring
 

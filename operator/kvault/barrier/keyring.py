@@ -62,4 +62,3 @@ class Keyring:
 
     active: int
     keys: dict[int, AESGCM] = field(default_factory=dict)
-    revision: int = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kvault.errors import Unauthenticated
 from kvault.identity.model import Principal
 
 
@@ -37,6 +38,15 @@ class OutcomeCache:
             del self._entries[key]
             return None
         return hit
+
+    def recall(self, key: bytes, now: float) -> Principal | None:
+        """A cached principal; a cached refusal is raised again; ``None`` when not cached."""
+        hit = self.get(key, now)
+        if hit is None:
+            return None
+        if hit.principal is None:
+            raise Unauthenticated(hit.reason)
+        return hit.principal
 
     def put(self, key: bytes, outcome: Outcome, now: float) -> None:
         if outcome.until <= now:

@@ -124,11 +124,9 @@ class TokenReviewAuthenticator:
     async def authenticate(self, token: str) -> Principal:
         key = jws.digest(token)
         now = self._clock()
-        hit = self.cache.get(key, now)
-        if hit is not None:
-            if hit.principal is None:
-                raise Unauthenticated(hit.reason)
-            return hit.principal
+        cached = self.cache.recall(key, now)
+        if cached is not None:
+            return cached
         task = self._inflight.get(key)
         if task is None:
             # One review per token however many requests carry it; it runs as its own task so

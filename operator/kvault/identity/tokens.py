@@ -143,11 +143,9 @@ class AccessTokens:
         """The principal named by a valid kvault token; :class:`Unauthenticated` says why not."""
         key = jws.digest(token)
         now = self._clock()
-        hit = self.cache.get(key, now)
-        if hit is not None:
-            if hit.principal is None:
-                raise Unauthenticated(hit.reason)
-            return hit.principal
+        cached = self.cache.recall(key, now)
+        if cached is not None:
+            return cached
         try:
             principal = await self._verify(token, now)
         except Unauthenticated as exc:
