@@ -6,7 +6,7 @@ APT_LISTS := scripts/apt-packages.txt $(wildcard e2e/apt-packages.txt)
 
 .PHONY: install test test-unit test-e2e test-slow lint typecheck cluster-build dev dev-down bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/bin/helm
 
 $(VENV)/.installed: pyproject.toml scripts/apt-packages.txt $(wildcard e2e/apt-packages.txt)
 	scripts/install-system.sh $(APT_LISTS)
@@ -14,6 +14,11 @@ $(VENV)/.installed: pyproject.toml scripts/apt-packages.txt $(wildcard e2e/apt-p
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]' $(if $(wildcard e2e/requirements.txt),-r e2e/requirements.txt)
 	touch $@
+
+# helm from its Go module (cached in ~/.cache/kvault/helm/<version>; nothing built when there).
+$(VENV)/bin/helm: $(VENV)/.installed e2e/tools.py
+	$(PY) -m e2e.tools build helm
+	ln -sf "$$($(PY) -m e2e.tools path helm)" $@
 
 lint: install
 	$(VENV)/bin/ruff check operator tests bench $(wildcard e2e)

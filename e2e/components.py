@@ -1,7 +1,9 @@
 """Command lines of the cluster's daemons and the order they start in.
 
 Control-plane tier: etcd, kube-apiserver (RBAC + ServiceAccount token issuing),
-kube-controller-manager, kube-scheduler. Node tier adds containerd and the kubelet.
+kube-controller-manager, kube-scheduler. Node tier adds containerd, the kubelet and, as
+host daemons standing in for the usual add-on pods, kube-proxy (iptables), CoreDNS (on
+the bridge address) and local-path-provisioner (the default StorageClass).
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e import images, probe, procs
+from e2e import addons, images, probe, procs, tools, versions
 from e2e.layout import (
     APISERVER_PORT,
+    COREDNS_READY_PORT,
     ETCD_PEER_PORT,
     ETCD_PORT,
+    KUBE_PROXY_HEALTHZ_PORT,
+    LOCAL_PATH_NAMESPACE,
     NODE_NAME,
     SERVICE_CIDR,
     Layout,
@@ -123,6 +128,28 @@ def kubelet_argv(bin_dir: Path, lay: Layout, node_ip: str) -> list[str]:
     ]
 
 
+def kube_proxy_argv(bin_dir: Path, lay: Layout) -> list[str]:
+    return [str(bin_dir / "kube-proxy"), f"--config={lay.etc / 'kube-proxy.yaml'}", "--v=1"]
+
+
+def coredns_argv(lay: Layout) -> list[str]:
+    return [str(tools.ensure("coredns")), "-conf", str(lay.etc / "Corefile")]
+
+
+def local_path_argv(lay: Layout) -> list[str]:
+    return [
+        str(tools.ensure("local-path-provisioner")),
+        "start",
+        f"--kubeconfig={lay.component_kubeconfig('local-path')}",
+        f"--namespace={LOCAL_PATH_NAMESPACE}",
+        f"--config={lay.etc / 'local-path.json'}",
+        f"--configmap-name={addons.LOCAL_PATH_CONFIGMAP}",
+        f"--provisioner-name={addons.PROVISIONER}",
+        f"--helper-image={versions.BUSYBOX_IMAGE}",
+        "--service-account-name=default",
+    ]
+
+
 def daemon_env(bin_dir: Path) -> dict[str, str]:
     """PATH with our binaries first and the sbin dirs containerd needs for runc/ip/mount."""
     env = dict(os.environ)
@@ -176,6 +203,10 @@ def start(bin_dir: Path, lay: Layout, node_ip: str, tier: str) -> None:
     _start(lay, "kube-scheduler", scheduler_argv(bin_dir, lay), env)
     if node:
         _start(lay, "kubelet", kubelet_argv(bin_dir, lay, node_ip), env)
+        _start(lay, "kube-proxy", kube_proxy_argv(bin_dir, lay), env)
+        addons.apply(bin_dir, lay)
+        _start(lay, "coredns", coredns_argv(lay), env)
+        _start(lay, "local-path-provisioner", local_path_argv(lay), env)
     _wait(
         lay,
         "kube-controller-manager",
@@ -184,10 +215,19 @@ def start(bin_dir: Path, lay: Layout, node_ip: str, tier: str) -> None:
     )
     if node:
         _wait(lay, "kubelet", lambda: probe.node_ready(lay), "node Ready")
+        _wait(lay, "coredns", lambda: probe.http_ok(COREDNS_READY_PORT, "/ready"), "CoreDNS")
+        _wait(
+            lay,
+            "kube-proxy",
+            lambda: probe.http_ok(KUBE_PROXY_HEALTHZ_PORT, "/healthz"),
+            "kube-proxy /healthz",
+        )
+        _alive_or_fail(lay, "local-path-provisioner")
     _alive_or_fail(lay, "kube-scheduler")
 
 
 def components(tier: str) -> list[str]:
     """Daemons a tier runs (what ``status`` reports and ``up`` checks)."""
     cp = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
-    return [*cp, "containerd", "kubelet"] if tier == "node" else cp
+    node = ["containerd", "kubelet", "kube-proxy", "coredns", "local-path-provisioner"]
+    return [*cp, *node] if tier == "node" else cp

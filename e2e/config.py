@@ -12,10 +12,18 @@ from e2e import versions
 from e2e.layout import (
     APISERVER_PORT,
     BRIDGE,
+    BRIDGE_IP,
     CGROUP_ROOT,
+    CLUSTER_DOMAIN,
     CNI_NETWORK,
+    COREDNS_HEALTH_PORT,
+    COREDNS_READY_PORT,
+    DNS_SERVICE_IP,
+    KUBE_PROXY_HEALTHZ_PORT,
+    KUBE_PROXY_METRICS_PORT,
     NODE_NAME,
     POD_CIDR,
+    SERVICE_CIDR,
     Layout,
 )
 
@@ -114,7 +122,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 
 def cni_conflist(lay: Layout) -> str:
-    """Bridge without masquerade: pods reach the host, never leave it."""
+    """Bridge without masquerade: pods reach the host, never leave it.
+
+    The service CIDR is routed via the gateway so kube-proxy's DNAT on the host sees it;
+    there is no default route (and forwarding out of the bridge is dropped, e2e/netfilter).
+    """
     doc = {
         "cniVersion": "1.0.0",
         "name": CNI_NETWORK,
@@ -129,7 +141,7 @@ def cni_conflist(lay: Layout) -> str:
                     "type": "host-local",
                     "dataDir": str(lay.cni_ipam),
                     "ranges": [[{"subnet": POD_CIDR}]],
-                    "routes": [{"dst": POD_CIDR}],
+                    "routes": [{"dst": POD_CIDR}, {"dst": SERVICE_CIDR}],
                 },
             },
         ],
@@ -178,11 +190,74 @@ def kubelet_config(lay: Layout) -> str:
         "podLogsDir": str(lay.root / "pod-logs"),
         "podCIDR": POD_CIDR,
         "resolvConf": "/etc/resolv.conf",
+        "clusterDNS": [DNS_SERVICE_IP],
+        "clusterDomain": CLUSTER_DOMAIN,
         "serializeImagePulls": False,
         "cgroupsPerQOS": True,
         "enforceNodeAllocatable": ["pods"],
     }
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def kube_proxy_config(lay: Layout) -> str:
+    """KubeProxyConfiguration (iptables mode) that writes no sysctl this host refuses.
+
+    ``oomScoreAdj: 0`` (negative is refused here); conntrack sizes/timeouts 0 = leave the
+    kernel's; ``localhostNodePorts: false`` avoids setting route_localnet; healthz and
+    metrics on 127.0.0.1, NodePorts on the bridge address only. ``clusterCIDR`` makes
+    traffic from outside the pod network (the host) masqueraded, so replies find their way
+    back through the bridge.
+    """
+    doc: dict[str, Any] = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(lay.component_kubeconfig("kube-proxy"))},
+        "mode": "iptables",
+        "hostnameOverride": NODE_NAME,
+        "clusterCIDR": POD_CIDR,
+        "detectLocalMode": "ClusterCIDR",
+        "oomScoreAdj": 0,
+        "healthzBindAddress": f"127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT}",
+        "metricsBindAddress": f"127.0.0.1:{KUBE_PROXY_METRICS_PORT}",
+        "nodePortAddresses": [f"{BRIDGE_IP}/32"],  # NodePorts on the bridge address only
+        "iptables": {"localhostNodePorts": False, "masqueradeAll": False, "syncPeriod": "30s"},
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+        },
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def corefile(lay: Layout) -> str:
+    """CoreDNS answers cluster names only (no forwarding: there is no network), on the bridge."""
+    kc = lay.component_kubeconfig("coredns")
+    return f"""{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{
+    bind {BRIDGE_IP}
+    errors
+    health 127.0.0.1:{COREDNS_HEALTH_PORT}
+    ready 127.0.0.1:{COREDNS_READY_PORT}
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {kc} kvault-e2e
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }}
+    cache 5
+}}
+"""
+
+
+def local_path_config(lay: Layout) -> str:
+    """local-path-provisioner's config: every node's volumes under the cluster dir."""
+    doc = {
+        "nodePathMap": [
+            {"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [str(lay.local_path)]}
+        ]
+    }
+    return json.dumps(doc, indent=2)
 
 
 def write_all(lay: Layout) -> None:
@@ -198,6 +273,14 @@ def write_all(lay: Layout) -> None:
             lay, "system:kube-scheduler", "scheduler"
         ),
         lay.component_kubeconfig("kubelet"): kubeconfig(lay, f"system:node:{NODE_NAME}", "kubelet"),
+        lay.component_kubeconfig("kube-proxy"): kubeconfig(lay, "system:kube-proxy", "kube-proxy"),
+        lay.component_kubeconfig("coredns"): kubeconfig(lay, "system:kvault:coredns", "coredns"),
+        lay.component_kubeconfig("local-path"): kubeconfig(
+            lay, "system:kvault:local-path-provisioner", "local-path"
+        ),
+        lay.etc / "kube-proxy.yaml": kube_proxy_config(lay),
+        lay.etc / "Corefile": corefile(lay),
+        lay.etc / "local-path.json": local_path_config(lay),
         lay.etc / "scheduler.yaml": scheduler_config(lay),
         lay.etc / "containerd.toml": containerd_config(lay),
         lay.etc / "kubelet.yaml": kubelet_config(lay),

@@ -2,8 +2,9 @@
 
 The cluster touches the host in a few known places: processes, mounts (under the cluster
 directory only: kubelet volumes, container rootfs, netns), cgroups (``/kvault`` in each
-hierarchy), the ``kvault0`` bridge, CNI's result cache and containerd shim sockets.
-``cleanup`` removes all of them and works after a crash too; ``residue`` lists leftovers.
+hierarchy), the ``kvault0`` bridge, CNI's result cache, containerd shim sockets, and for
+Service routing two sysctls and iptables chains (e2e/netfilter.py). ``cleanup`` removes
+all of them and works after a crash too; ``residue`` lists leftovers.
 """
 
 from __future__ import annotations
@@ -18,15 +19,23 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e import procs
-from e2e.layout import BRIDGE, CGROUP_ROOT, CNI_NETWORK, Layout
+from e2e import netfilter, procs
+from e2e.layout import BRIDGE, BRIDGE_IP, CGROUP_ROOT, CNI_NETWORK, POD_CIDR, Layout
 
 CNI_RESULTS = Path("/var/lib/cni/results")
 SHIM_SOCKETS = Path("/run/containerd/s")
 NODE_COMPONENTS = ("kubelet", "containerd")
+#: Node-tier host daemons that stand in for cluster add-ons (stopped before the kubelet).
+ADDON_COMPONENTS = ("local-path-provisioner", "coredns", "kube-proxy")
 CONTROL_COMPONENTS = ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
 #: Programs of ours that may outlive their pid file (shims, a daemon of a crashed run).
-PROGRAMS = (*NODE_COMPONENTS, *CONTROL_COMPONENTS, "containerd-shim-runc-v2", "runc")
+PROGRAMS = (
+    *ADDON_COMPONENTS,
+    *NODE_COMPONENTS,
+    *CONTROL_COMPONENTS,
+    "containerd-shim-runc-v2",
+    "runc",
+)
 #: Kept across ``down`` so a failed run can be diagnosed; rotated by the next ``up``.
 KEEP = ("logs", "logs.previous", ".lock", "sessions")
 #: Host tools per tier (Debian paths; packages listed in e2e/apt-packages.txt).
@@ -39,6 +48,8 @@ NODE_TOOLS = (
     "/usr/lib/cni/host-local",
     "/usr/lib/cni/loopback",
     "/bin/busybox",
+    "/usr/sbin/iptables",
+    "/usr/sbin/ip6tables",
 )
 
 
@@ -162,6 +173,21 @@ def shim_sockets(lay: Layout) -> list[Path]:
     return [SHIM_SOCKETS / hashlib.sha256(k.encode()).hexdigest() for k in keys]
 
 
+def prepare_network(lay: Layout) -> None:
+    """Bridge with the gateway address up front (CoreDNS binds to it before any pod), the
+    sysctls Service routing needs, and the egress guard."""
+    if not Path(f"/sys/class/net/{BRIDGE}").exists():
+        prefix = POD_CIDR.split("/")[1]
+        for args in (
+            ["link", "add", BRIDGE, "type", "bridge"],
+            ["addr", "add", f"{BRIDGE_IP}/{prefix}", "dev", BRIDGE],
+            ["link", "set", BRIDGE, "up"],
+        ):
+            subprocess.run(["ip", *args], check=True, capture_output=True)
+    netfilter.set_sysctls(lay)
+    netfilter.block_egress()
+
+
 def delete_bridge() -> None:
     """Remove our CNI bridge (host-side veths went with their network namespaces)."""
     if Path(f"/sys/class/net/{BRIDGE}").exists():
@@ -208,7 +234,7 @@ def safe_rmtree(path: Path) -> None:
 
 def cleanup(lay: Layout) -> None:
     """Stop everything and remove every trace of the cluster except its logs."""
-    for name in NODE_COMPONENTS[:1]:
+    for name in (*ADDON_COMPONENTS, *NODE_COMPONENTS[:1]):
         procs.stop(lay.pidfile(name), timeout=10.0)
     kill_cgroup_processes()
     sockets = shim_sockets(lay)
@@ -221,6 +247,8 @@ def cleanup(lay: Layout) -> None:
     unmount_all(lay.root)
     remove_cgroups()
     delete_bridge()
+    netfilter.remove_chains()
+    netfilter.restore_sysctls(lay)
     for f in [*sockets, *cni_cache_files(lay)]:
         f.unlink(missing_ok=True)
     if mounts_under(lay.root):
@@ -244,6 +272,10 @@ def residue(lay: Layout) -> list[str]:
         left.append(f"ip leases {lay.cni_ipam}")
     if lay.run.exists():
         left += [f"pid file {p}" for p in lay.run.glob("*.pid")]
+    left += [f"sysctl {s}" for s in netfilter.sysctls_changed(lay)]
+    left += [f"chain {c}" for c in netfilter.residue()]
+    if lay.local_path.exists():
+        left.append(f"volume dir {lay.local_path}")
     return left
 
 

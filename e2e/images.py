@@ -11,10 +11,11 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from e2e import versions
@@ -58,10 +59,13 @@ def busybox_layer(busybox: Path = BUSYBOX) -> bytes:
 
 
 class Layout:
-    """An in-memory OCI image layout (content-addressed blobs + index)."""
+    """An in-memory OCI image layout (content-addressed blobs + index).
+
+    Large blobs (rootfs layers) stay on disk: ``add_blob_file`` records the path only.
+    """
 
     def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
+        self.blobs: dict[str, bytes | Path] = {}
         self.manifests: list[dict[str, object]] = []
 
     def add_blob(self, data: bytes, media_type: str) -> dict[str, object]:
@@ -70,33 +74,57 @@ class Layout:
         self.blobs[digest] = data
         return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
 
+    def add_blob_file(self, path: Path, media_type: str) -> dict[str, object]:
+        """Reference a blob on disk (hashed in chunks, copied only by ``write_tar``)."""
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        self.blobs[h.hexdigest()] = path
+        return {"mediaType": media_type, "digest": f"sha256:{h.hexdigest()}",
+                "size": path.stat().st_size}  # fmt: skip
+
     def add_image(self, name: str, layer: bytes, config: Mapping[str, object]) -> None:
         """Add a single-layer linux/amd64 image named ``name`` (repo:tag)."""
-        layer_desc = self.add_blob(layer, OCI_LAYER)
+        self.add_layered_image([name], [self.add_blob(layer, OCI_LAYER)], config)
+
+    def add_layered_image(
+        self,
+        names: Sequence[str],
+        layers: Sequence[dict[str, object]],
+        config: Mapping[str, object],
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """Add one linux/amd64 image of uncompressed ``layers`` (descriptors from add_blob*)
+        under every name in ``names``; ``config`` is the OCI config's ``config`` object."""
         cfg = {
             "architecture": "amd64",
             "os": "linux",
-            "config": config,
-            "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
+            "config": {**config, **({"Labels": dict(labels)} if labels else {})},
+            "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in layers]},
         }
         cfg_desc = self.add_blob(json.dumps(cfg, sort_keys=True).encode(), OCI_CONFIG)
-        manifest = {
+        manifest: dict[str, object] = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": cfg_desc,
-            "layers": [layer_desc],
+            "layers": list(layers),
         }
-        desc = self.add_blob(json.dumps(manifest, sort_keys=True).encode(), OCI_MANIFEST)
-        desc["annotations"] = {
-            "io.containerd.image.name": name,
-            "org.opencontainers.image.ref.name": name.rsplit(":", 1)[1],
-        }
-        self.manifests.append(desc)
+        if labels:
+            manifest["annotations"] = dict(labels)
+        data = json.dumps(manifest, sort_keys=True).encode()
+        for name in names:
+            desc = self.add_blob(data, OCI_MANIFEST)
+            desc["annotations"] = {
+                "io.containerd.image.name": name,
+                "org.opencontainers.image.ref.name": name.rsplit(":", 1)[1],
+            }
+            self.manifests.append(desc)
 
     def write_tar(self, out: Path) -> None:
         """Write the layout as a tar that ``ctr images import`` accepts."""
         index = {"schemaVersion": 2, "manifests": self.manifests}
-        files = {
+        files: dict[str, bytes | Path] = {
             "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
             "index.json": json.dumps(index, sort_keys=True).encode(),
         }
@@ -105,7 +133,46 @@ class Layout:
             for d in ("blobs", "blobs/sha256"):
                 tar.addfile(_tarinfo(d, tarfile.DIRTYPE, 0o755))
             for name, data in files.items():
-                tar.addfile(_tarinfo(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+                if isinstance(data, Path):
+                    info = _tarinfo(name, tarfile.REGTYPE, 0o644, data.stat().st_size)
+                    with data.open("rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    info = _tarinfo(name, tarfile.REGTYPE, 0o644, len(data))
+                    tar.addfile(info, io.BytesIO(data))
+
+
+def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Reproducible entries: fixed mtime, numeric owners only."""
+    info.mtime, info.uname, info.gname = 0, "", ""
+    return info
+
+
+def tree_layer(root: Path, out: Path, only: Sequence[str] = ()) -> Path:
+    """Write the tree under ``root`` (or only its subpaths ``only``, with their parent
+    directories) as an uncompressed layer tar, sorted, with fixed mtimes; keep owners, modes,
+    symlinks and hard links."""
+    tops = [root / p for p in only] if only else [root]
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for top in tops:
+            for parent in reversed(top.relative_to(root).parents[:-1]):
+                tar.add(root / parent, str(parent), recursive=False, filter=_normalized)
+            for path in _walk(top):
+                arc = str(path.relative_to(root))
+                if arc != ".":
+                    tar.add(path, arc, recursive=False, filter=_normalized)
+    return out
+
+
+def _walk(top: Path) -> list[Path]:
+    """``top`` and everything below it, parents first, sorted; symlinks are not followed."""
+    found: list[Path] = []
+    for dirpath, dirs, files in os.walk(top):
+        base = Path(dirpath)
+        found.append(base)
+        found.extend(base / n for n in files)
+        found.extend(base / d for d in dirs if (base / d).is_symlink())
+    return sorted(found, key=lambda p: p.parts)
 
 
 def write_archive(out: Path, include_pause: bool = True) -> list[str]:

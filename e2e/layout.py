@@ -17,6 +17,17 @@ NODE_NAME = "kvault-node"
 SERVICE_CIDR = "10.96.0.0/24"
 SERVICE_IP = "10.96.0.1"  # first IP of SERVICE_CIDR: the `kubernetes` Service
 POD_CIDR = "10.244.0.0/24"
+#: The bridge's own address: the pods' gateway, and where CoreDNS listens (port 53).
+BRIDGE_IP = "10.244.0.1"
+#: Fixed ClusterIP of kube-system/kube-dns (kubelet clusterDNS); its endpoint is BRIDGE_IP.
+DNS_SERVICE_IP = "10.96.0.10"
+CLUSTER_DOMAIN = "cluster.local"
+COREDNS_HEALTH_PORT = 10054  # 127.0.0.1 only
+COREDNS_READY_PORT = 10055  # 127.0.0.1 only; 200 once the kubernetes plugin synced
+KUBE_PROXY_HEALTHZ_PORT = 10256  # 127.0.0.1 only
+KUBE_PROXY_METRICS_PORT = 10249  # 127.0.0.1 only
+LOCAL_PATH_NAMESPACE = "local-path-storage"
+STORAGE_CLASS = "local-path"
 BRIDGE = "kvault0"
 CNI_NETWORK = "kvault"
 CGROUP_ROOT = "kvault"  # kubelet --cgroup-root (one dir per v1 hierarchy), ours alone
@@ -91,6 +102,16 @@ class Layout:
     @cached_property
     def cni_ipam(self) -> Path:
         return self.root / "cni" / "ipam"
+
+    @cached_property
+    def local_path(self) -> Path:
+        """Where local-path-provisioner creates PersistentVolume directories."""
+        return self.root / "local-path"
+
+    @cached_property
+    def saved_sysctls(self) -> Path:
+        """Host sysctl values before ``up`` changed them (restored by ``down``)."""
+        return self.run / "sysctls.json"
 
     @cached_property
     def kubeconfig(self) -> Path:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e import build, components, config, host, pki, probe, procs, versions
+from e2e import build, components, config, host, pki, probe, procs, tools, versions
 from e2e.layout import NODE_NAME, SERVICE_IP, Layout, node_ip
 
 TIERS = ("control-plane", "node")
@@ -77,6 +77,9 @@ def up(tier: str = "node", lay: Layout | None = None) -> float:
             return time.monotonic() - started
         host.preflight(tier)
         bin_dir = build.ensure_built()
+        if tier == "node":
+            for name in tools.NODE_TOOLS:
+                tools.ensure(name)
         try:
             _fresh_start(lay, tier, bin_dir)
         except BaseException:
@@ -95,6 +98,7 @@ def _fresh_start(lay: Layout, tier: str, bin_dir: Path) -> None:
     lay.run.mkdir(parents=True, exist_ok=True)
     if tier == "node":
         host.prepare_cgroups()
+        host.prepare_network(lay)
     lay.tier_file.write_text(tier + "\n")
     components.start(bin_dir, lay, ip, tier)
 
@@ -115,5 +119,8 @@ def kubeconfig_path(lay: Layout | None = None) -> str:
 
 
 def bin_dir() -> str:
-    """Bin dir of the pinned version (built if missing)."""
-    return str(build.ensure_built(versions.K8S_VERSION))
+    """Bin dir of the pinned version (built if missing), plus the node tier's Go tools."""
+    path = str(build.ensure_built(versions.K8S_VERSION))
+    for name in tools.NODE_TOOLS:
+        tools.ensure(name)
+    return path

@@ -136,6 +136,9 @@ def identities(node_name: str, node_ip: str, service_ip: str) -> list[Identity]:
         Identity("admin", "kubernetes-admin", ("system:masters",)),
         Identity("controller-manager", "system:kube-controller-manager"),
         Identity("scheduler", "system:kube-scheduler"),
+        Identity("kube-proxy", "system:kube-proxy"),  # bound to system:node-proxier
+        Identity("coredns", "system:kvault:coredns"),  # RBAC from e2e/addons.py
+        Identity("local-path", "system:kvault:local-path-provisioner"),
         Identity("kubelet", f"system:node:{node_name}", ("system:nodes",)),
         Identity("kubelet-serving", f"system:node:{node_name}", ("system:nodes",),
                  server=True, dns=(node_name, "localhost"), ips=(node_ip, "127.0.0.1")),

@@ -28,6 +28,15 @@ def api_get(lay: Layout, path: str, timeout: float = 3.0) -> Any:
         return body
 
 
+def http_ok(port: int, path: str) -> bool:
+    """A loopback HTTP endpoint (CoreDNS ready, kube-proxy healthz) answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2.0) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
 def etcd_healthy() -> bool:
     """etcd's /health says true."""
     url = f"http://127.0.0.1:{ETCD_PORT}/health"

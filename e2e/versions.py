@@ -18,6 +18,7 @@ K8S_BINARIES = (
     "kube-scheduler",
     "kubelet",
     "kubectl",
+    "kube-proxy",
 )
 ALL_BINARIES = (*K8S_BINARIES, "etcd")
 
@@ -46,3 +47,20 @@ def cluster_dir() -> Path:
     """All cluster state (pki, configs, data, logs, pids); override with KVAULT_CLUSTER_DIR."""
     env = os.environ.get("KVAULT_CLUSTER_DIR")
     return Path(env) if env else cache_root() / "cluster"
+
+
+def project_version() -> str:
+    """kvault's version from pyproject.toml (the image's default tag)."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+
+
+#: The operator image written by e2e/image.py; also tagged ``<repository>:<input hash12>``
+#: so that a new build rolls the Deployment (chart: image.repository / image.tag).
+KVAULT_REPOSITORY = "kvault.local/kvault"
+KVAULT_IMAGE = f"{KVAULT_REPOSITORY}:{project_version()}"
+#: The Azure SDK test client (workload identity e2e); also tagged with its input hash12.
+CLIENT_REPOSITORY = "kvault.local/azure-client"
+CLIENT_IMAGE = f"{CLIENT_REPOSITORY}:1"
