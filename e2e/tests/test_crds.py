@@ -21,7 +21,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from e2e import crds, kube, versions
+from e2e import crds, kube, tools, versions
 from e2e.fixtures import Cluster
 from kvault.identity.rbac import ROLES
 
@@ -29,7 +29,6 @@ Obj = dict[str, Any]
 Mutation = Callable[[Obj], None]
 
 CHART = crds.ROOT / "charts" / "kvault"
-HELM_VERSION = "v3.19.0"
 
 
 # --- fixtures ---------------------------------------------------------------------------
@@ -801,25 +800,11 @@ def test_kubectl_wide_category_and_short_names(
 # --- the Helm chart ---------------------------------------------------------------------
 
 
-def _helm() -> str | None:
-    """helm from $KVAULT_HELM, $PATH or the cache (built with `go install`, see the docs)."""
-    candidates = [
-        os.environ.get("KVAULT_HELM"),
-        shutil.which("helm"),
-        str(versions.cache_root() / "helm" / HELM_VERSION / "helm"),
-    ]
-    return next((c for c in candidates if c and Path(c).is_file()), None)
-
-
 @pytest.fixture(scope="module")
 def helm() -> str:
-    binary = _helm()
-    if binary is None:
-        pytest.skip(
-            "no helm binary: GOBIN=~/.cache/kvault/helm/"
-            f"{HELM_VERSION} go install helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"
-        )
-    return binary
+    """helm from $KVAULT_HELM, else the one built from its Go module (``make install`` and
+    ``e2e.tools`` build it, cached by version): never a skip."""
+    return os.environ.get("KVAULT_HELM") or str(tools.ensure("helm"))
 
 
 def _render(helm: str, namespace: str, *sets: str) -> list[Obj]:
