@@ -2,7 +2,7 @@
 
 ``azure_client.py VAULT_URL NAME...`` (or env ``VAULT_URL`` and ``SECRET_NAMES``, names
 separated by commas or spaces) reads each secret with ``DefaultAzureCredential`` and prints
-``NAME=VALUE`` or ``NAME ERROR status=<http status> code=<error code>``, then
+``NAME=VALUE`` or ``NAME ERROR status=<http status> code=<error code> inner=<inner code>``, then
 ``azure-client: ok=<n> failed=<n>``; exit status 0 only if every read worked.
 Nothing in it knows kvault: whatever a webhook puts in the env is what it uses.
 """
@@ -29,8 +29,9 @@ def main(argv: list[str]) -> int:
             failed += 1
             error = getattr(exc, "error", None)
             code = getattr(error, "code", None) or type(exc).__name__
+            inner = (getattr(error, "innererror", None) or {}).get("code", "-")
             status = getattr(exc, "status_code", None)
-            print(f"{name} ERROR status={status} code={code}", flush=True)
+            print(f"{name} ERROR status={status} code={code} inner={inner}", flush=True)
     print(f"azure-client: ok={len([n for n in names if n]) - failed} failed={failed}", flush=True)
     return 1 if failed else 0
 

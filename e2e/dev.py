@@ -1,81 +1,45 @@
 """``make dev``: kvault for real on this machine — cluster, CRDs, operator, and a demo.
 
-``python -m e2e.dev up`` starts the local cluster, installs the CRDs, runs the operator as a
-background process (data plane + controller), creates namespace ``kvault-demo`` with Vault
-``demo`` (a secret ``greeting``), VaultSecret ``demo`` and pod ``demo`` that prints the
-projected value whenever it changes, and writes ``.kvault/dev/env``. ``down`` stops it all.
+``python -m e2e.dev up`` starts the local cluster, builds the operator image (cached by the
+hash of its inputs) into the node, applies the CRDs and installs ``charts/kvault`` with Helm
+in ``kvault-system`` (the operator runs as a Pod, as it would for a user), creates namespace
+``kvault-demo`` with Vault ``demo`` (a secret ``greeting``), VaultSecret ``demo`` and pod
+``demo`` that prints the projected value whenever it changes, and writes
+``.kvault/dev/env``. ``down`` stops it all.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, utils
 
 from e2e import kube, lifecycle
-from e2e.crds import apply_crds
+from e2e.fixtures import Cluster
+from e2e.incluster import Release, ensure_image, install
+from e2e.layout import Layout
 from e2e.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".kvault" / "dev"
 NS = "kvault-demo"
-PORT = 8443
+RELEASE, RELEASE_NS = "kvault", "kvault-system"
 TOKEN_SECONDS = 24 * 3600
 
 
-def _operator_running() -> int | None:
-    pid_file = STATE / "operator.pid"
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-def _start_operator(kubeconfig: str) -> dict[str, str]:
-    """Run ``kvault operator`` detached; return the KVAULT_* lines it printed when ready."""
-    log = STATE / "operator.log"
-    if _operator_running() is None:
-        out = log.open("w")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kvault.cli.main",
-                "operator",
-                "--data-dir",
-                str(STATE / "data"),
-                "--kubeconfig",
-                kubeconfig,
-                "--port",
-                str(PORT),
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        (STATE / "operator.pid").write_text(str(proc.pid))
-
-    def ready() -> dict[str, str] | None:
-        if _operator_running() is None:
-            raise RuntimeError(f"the operator exited; see {log}")
-        lines = dict(
-            line.strip().split("=", 1)
-            for line in log.read_text().splitlines()
-            if line.startswith("KVAULT_") and "=" in line
-        )
-        return lines if {"KVAULT_ENDPOINT", "KVAULT_CA_FILE"} <= lines.keys() else None
-
-    return wait_for(ready, 60, "the operator to listen")
+def _install(kubeconfig: str) -> Release:
+    """The image (cached) into the node, then ``helm upgrade --install`` of the chart with
+    its defaults, but the tag of this build (so a changed checkout rolls the Pod)."""
+    lay = Layout.default()
+    cluster = Cluster(kubeconfig, kube.api_client(kubeconfig), owned=False, existing=False,
+                      layout=lay)  # fmt: skip
+    tag = ensure_image(cluster)
+    return install(cluster, RELEASE, RELEASE_NS, {"image": {"tag": tag}})
 
 
 def _apply(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
@@ -165,12 +129,18 @@ def up() -> int:
     lifecycle.up("node")
     kubeconfig = lifecycle.kubeconfig_path()
     api = kube.api_client(kubeconfig)
-    apply_crds(api)
-    lines = _start_operator(kubeconfig)
+    rel = _install(kubeconfig)
     _demo(api)
     _ready_vault(api)
     core = client.CoreV1Api(api)
-    env = {**lines, "KUBECONFIG": kubeconfig, "KVAULT_TOKEN": _token(core, "admin")}
+    ca_file = STATE / "ca.crt"
+    ca_file.write_text(core.read_namespaced_config_map("kvault-ca", NS).data["ca.crt"])
+    env = {
+        "KVAULT_ENDPOINT": rel.endpoint,
+        "KVAULT_CA_FILE": str(ca_file),
+        "KUBECONFIG": kubeconfig,
+        "KVAULT_TOKEN": _token(core, "admin"),
+    }
     if kube.get_or_none(core.read_namespaced_pod, "demo", NS) is None:
         _kvault(
             env,
@@ -225,10 +195,12 @@ def up() -> int:
     (STATE / "env").write_text("".join(f'export {k}="{v}"\n' for k, v in exports.items()))
     os.chmod(STATE / "env", 0o600)
     print(f"""
-kvault is running: cluster, operator (log: {STATE / "operator.log"}) and a demo in {NS}.
+kvault is running: the local cluster, kvault installed by Helm in {RELEASE_NS}
+(helm install -> Ready in {rel.install_seconds:.0f} s), and a demo in {NS}.
 
   source .kvault/dev/env
   kubectl -n {NS} get vaults,vaultsecrets,secrets
+  kubectl -n {RELEASE_NS} logs deploy/{RELEASE}              # the operator
   kubectl -n {NS} logs -f demo                     # prints the projected value on change
   kvault secret set --vault-name demo --namespace {NS} --name greeting --value "hi again"
   kvault secret show --vault-name demo --namespace {NS} --name greeting --query value -o tsv
@@ -239,17 +211,8 @@ Stop everything with: make dev-down
 
 
 def down() -> int:
-    pid = _operator_running()
-    if pid is not None:
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while _operator_running() is not None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _operator_running() is not None:
-            os.killpg(pid, signal.SIGKILL)
-    (STATE / "operator.pid").unlink(missing_ok=True)
     lifecycle.down()
-    print("kvault dev environment stopped (data kept in .kvault/dev/data)")
+    print("kvault dev environment stopped (the cluster and its volumes are removed)")
     return 0
 
 

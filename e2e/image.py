@@ -50,9 +50,6 @@ LABELS = {
     "org.opencontainers.image.source": "https://github.com/kvault/kvault",
     "org.opencontainers.image.licenses": "Apache-2.0",
 }
-#: The chart's default repository: the local build is tagged there too (hash tag only), so
-#: ``--set image.tag=<hash12>`` alone finds it on the local node.
-CHART_REPOSITORY = "ghcr.io/kvault/kvault"
 #: Builds of each kind kept in the cache (the newest ones).
 KEEP = 3
 
@@ -71,7 +68,6 @@ class Spec:
     cmd: tuple[str, ...] = ()
     project: bool = False
     files: tuple[tuple[str, Path], ...] = ()
-    aliases: tuple[str, ...] = ()
 
     def env(self) -> list[str]:
         """The same environment the Dockerfile sets (read-only root: HOME/TMPDIR=/tmp)."""
@@ -96,7 +92,6 @@ SPECS = {
         entrypoint=("kvault",),
         cmd=("--help",),
         project=True,
-        aliases=(CHART_REPOSITORY,),
     ),
     "client": Spec(
         kind="client",
@@ -394,8 +389,7 @@ def build(spec: Spec) -> Built:
         layout = images.Layout()
         layers = [layout.add_blob_file(p, images.OCI_LAYER) for p in (base / "layer.tar", app)]
         tag = digest[:12]
-        names = (f"{spec.repository}:{spec.fixed_tag}", f"{spec.repository}:{tag}",
-                 *(f"{alias}:{tag}" for alias in spec.aliases))  # fmt: skip
+        names = (f"{spec.repository}:{spec.fixed_tag}", f"{spec.repository}:{tag}")
         labels = {**LABELS, "org.opencontainers.image.title": spec.repository.split("/")[-1],
                   "org.opencontainers.image.version": spec.fixed_tag}  # fmt: skip
         layout.add_layered_image(names, layers, image_config(spec), labels)

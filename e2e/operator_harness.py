@@ -25,6 +25,8 @@ from kvault.cli.client import DataPlane, Endpoint
 from tests.fixtures.devserver import start_server
 
 GROUP, VERSION = "kvault.io", "v1alpha1"
+SU = "Key Vault Secrets User"
+ADMIN = "Key Vault Administrator"
 
 
 @dataclass
@@ -247,9 +249,9 @@ def sa_role(name: str, role: str, scope: str = "/", namespace: str | None = None
     return {"principal": {"serviceAccount": sa}, "role": role, "scope": scope}
 
 
-def make_namespace(cluster: Cluster) -> str:
-    """A second fresh namespace (the fixture gives one); the caller deletes it."""
-    name = f"e2e-{uuid.uuid4().hex[:10]}"
+def make_namespace(cluster: Cluster, prefix: str = "e2e-") -> str:
+    """A fresh namespace (besides the fixture's); the caller deletes it."""
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
     meta = client.V1ObjectMeta(name=name, labels={"kvault.io/e2e": "true"})
     cluster.core.create_namespace(client.V1Namespace(metadata=meta))
     wait_for(
@@ -258,6 +260,39 @@ def make_namespace(cluster: Cluster) -> str:
         f"ServiceAccount default in {name}",
     )
     return name
+
+
+def provision_vault(
+    cluster: Cluster, ns: str, name: str, roles: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Create a Vault and wait until the operator provisioned it."""
+    create(cluster, ns, "vaults", "Vault", name, vault_spec(roles))
+    return wait_condition(cluster, ns, "vaults", name, "True", "Provisioned")
+
+
+def deployment(cluster: Cluster, ns: str, name: str) -> None:
+    """A one-replica busybox Deployment (a workload a VaultSecret can roll)."""
+    pod = kube.busybox_pod(name, "sleep 3600")
+    spec = pod["spec"]
+    spec["restartPolicy"] = "Always"
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
+        },
+    }
+    client.AppsV1Api(cluster.api).create_namespaced_deployment(ns, body)
+
+
+def restart_hash(cluster: Cluster, ns: str, name: str) -> tuple[int, str | None]:
+    """The Deployment's generation and the content hash of its last rollout restart."""
+    dep = client.AppsV1Api(cluster.api).read_namespaced_deployment(name, ns)
+    annotations = dep.spec.template.metadata.annotations or {}
+    return dep.metadata.generation, annotations.get("kvault.io/hash-app")
 
 
 def events(cluster: Cluster, ns: str, name: str | None = None) -> list[Any]:

@@ -1,8 +1,11 @@
-"""The operator on a real cluster: provisioning, projection, denials, deletion policies,
-refresh on change, crash recovery, drift healing, and no value anywhere it must not be.
+"""The operator on a real cluster, installed by ``helm install`` and running as a Pod:
+provisioning, projection into a mounted Secret, denials, deletion policies, refresh on
+change, templates, and no value anywhere it must not be.
 
-The operator runs as a real subprocess (``python -m kvault.cli.main operator``) outside the
-cluster with the admin kubeconfig, watching only the test's namespaces.
+The session's release (``e2e/incluster.py``) watches the ``kvic-*`` namespaces these tests
+create; the tests drive the data plane from the host through the Service's ClusterIP. The
+crash and Lease tests, which need fault injection and two replicas, run the operator as a
+host process (``test_operator_process.py``).
 """
 
 from __future__ import annotations
@@ -10,15 +13,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from e2e import kube
 from e2e.fixtures import Cluster
+from e2e.incluster import Release
 from e2e.operator_harness import (
-    Operator,
+    ADMIN,
+    SU,
     admin_token,
     create,
     custom,
@@ -26,52 +29,40 @@ from e2e.operator_harness import (
     delete,
     events,
     get,
-    install_crds,
     make_namespace,
     release,
     sa_role,
     secret_data,
     set_secret,
-    start_operator,
     vault_spec,
     wait_condition,
     wait_gone,
     watch_secret_change,
 )
+from e2e.operator_harness import provision_vault as _vault
 from e2e.wait import wait_for
 from kvault.cli.errors import CliError
 
 VALUE1 = "s3cr3t-value-" + uuid.uuid4().hex[:8]
 VALUE2 = "r0tated-value-" + uuid.uuid4().hex[:8]
-SU = "Key Vault Secrets User"
-ADMIN = "Key Vault Administrator"
-
-
-@pytest.fixture(autouse=True)
-def _released(kube_cluster: Cluster, namespace: str) -> Iterator[None]:
-    """Set up before and torn down after the operators: drops leftover finalizers, so the
-    namespace's deletion never waits for an operator that is gone."""
-    yield
-    release(kube_cluster, [namespace])
 
 
 @pytest.fixture
-def operator(kube_cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    install_crds(kube_cluster)
-    op = start_operator(kube_cluster, tmp_path / "data", [namespace])
-    yield op
-    op.stop()
-    Path(tmp_path / "operator.log").write_text(op.text())
-    print(op.text()[-3000:])
+def namespace(kube_cluster: Cluster, incluster: Release) -> Iterator[str]:
+    """A fresh namespace the in-cluster operator watches; finalizers dropped, deleted after."""
+    name = make_namespace(kube_cluster, prefix="kvic-")
+    yield name
+    release(kube_cluster, [name])
+    kube.get_or_none(kube_cluster.core.delete_namespace, name)
 
 
-def _vault(cluster: Cluster, ns: str, name: str, roles: list[dict[str, object]]) -> None:
-    create(cluster, ns, "vaults", "Vault", name, vault_spec(roles))
-    wait_condition(cluster, ns, "vaults", name, "True", "Provisioned")
+@pytest.fixture
+def operator(incluster: Release) -> Release:
+    return incluster
 
 
 def test_projection_reaches_pod_and_follows_rotation(
-    kube_cluster: Cluster, namespace: str, operator: Operator
+    kube_cluster: Cluster, namespace: str, operator: Release
 ) -> None:
     cluster, ns = kube_cluster, namespace
     cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
@@ -141,7 +132,7 @@ def test_projection_reaches_pod_and_follows_rotation(
 
 @pytest.fixture
 def other_namespace(kube_cluster: Cluster) -> Iterator[str]:
-    name = make_namespace(kube_cluster)
+    name = make_namespace(kube_cluster, prefix="kvic-")
     yield name
     release(kube_cluster, [name])
     kube.get_or_none(kube_cluster.core.delete_namespace, name)
@@ -186,61 +177,55 @@ def _assert_forbidden(cluster: Cluster, ns: str, name: str, *words: str) -> None
 
 
 def test_denials_are_forbidden_with_clear_messages_and_no_secret(
-    kube_cluster: Cluster, namespace: str, other_namespace: str, tmp_path: Path
+    kube_cluster: Cluster, namespace: str, other_namespace: str, operator: Release
 ) -> None:
-    cluster, ns, ns2 = kube_cluster, namespace, other_namespace
-    install_crds(cluster)
-    op = start_operator(cluster, tmp_path / "data", [ns, ns2])
-    try:
-        for sa in ("app", "nobody", "scoped"):
-            cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": sa}})
-        cluster.core.create_namespaced_service_account(ns2, {"metadata": {"name": "app"}})
-        _vault(
-            cluster,
-            ns,
-            "main",
-            [
-                sa_role("app", SU),
-                sa_role("scoped", SU, "/secrets/other-item"),
-                sa_role("admin", ADMIN),
-            ],
-        )
-        # The other namespace's vault trusts ITS OWN ServiceAccount "app", not ours.
-        _vault(cluster, ns2, "shared", [sa_role("app", SU), sa_role("admin", ADMIN)])
-        plane = data_plane(op, admin_token(cluster, ns), "main", ns)
-        set_secret(plane, "db-password", VALUE1)
-        set_secret(plane, "other-item", VALUE2)
-        plane2 = data_plane(op, admin_token(cluster, ns2), "shared", ns2)
-        set_secret(plane2, "db-password", VALUE1)
+    cluster, ns, ns2, op = kube_cluster, namespace, other_namespace, operator
+    for sa in ("app", "nobody", "scoped"):
+        cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": sa}})
+    cluster.core.create_namespaced_service_account(ns2, {"metadata": {"name": "app"}})
+    _vault(
+        cluster,
+        ns,
+        "main",
+        [
+            sa_role("app", SU),
+            sa_role("scoped", SU, "/secrets/other-item"),
+            sa_role("admin", ADMIN),
+        ],
+    )
+    # The other namespace's vault trusts ITS OWN ServiceAccount "app", not ours.
+    _vault(cluster, ns2, "shared", [sa_role("app", SU), sa_role("admin", ADMIN)])
+    plane = data_plane(op, admin_token(cluster, ns), "main", ns)
+    set_secret(plane, "db-password", VALUE1)
+    set_secret(plane, "other-item", VALUE2)
+    plane2 = data_plane(op, admin_token(cluster, ns2), "shared", ns2)
+    set_secret(plane2, "db-password", VALUE1)
 
-        # 1. a ServiceAccount without any role
-        _projection(cluster, ns, "no-role", "nobody", "db-password")
-        _assert_forbidden(cluster, ns, "no-role", f"{ns}/nobody", "db-password", f"main.{ns}")
-        # 2. a role scoped to another item
-        _projection(cluster, ns, "wrong-item", "scoped", "db-password")
-        _assert_forbidden(cluster, ns, "wrong-item", f"{ns}/scoped", "'db-password'")
-        # 3+4. another namespace's vault whose assignment names that namespace's SA "app"
-        _projection(cluster, ns, "cross-ns", "app", "db-password", "shared", ns2)
-        _assert_forbidden(cluster, ns, "cross-ns", f"{ns}/app", f"{ns2}/shared")
-        # control: the other namespace's own "app" may read it
-        _projection(cluster, ns2, "own", "app", "db-password", "shared")
-        wait_condition(cluster, ns2, "vaultsecrets", "own", "True", "Synced")
-        # 5. a missing ServiceAccount
-        _projection(cluster, ns, "ghost", "ghost", "db-password")
-        vs = wait_condition(cluster, ns, "vaultsecrets", "ghost", "False", "ServiceAccountNotFound")
-        assert f"{ns}/ghost" in json.dumps(vs["status"])
-        # 6. revocation: a projected Secret is removed when the role goes
-        _projection(cluster, ns, "revoked", "app", "db-password")
-        wait_condition(cluster, ns, "vaultsecrets", "revoked", "True", "Synced")
-        assert secret_data(cluster, ns, "revoked") == {"value": VALUE1}
-        patch = {"spec": {"roleAssignments": [sa_role("admin", ADMIN)]}}
-        custom(cluster).patch_namespaced_custom_object(
-            "kvault.io", "v1alpha1", ns, "vaults", "main", patch
-        )
-        _assert_forbidden(cluster, ns, "revoked", f"{ns}/app")
-    finally:
-        op.stop()
-        (tmp_path / "operator.log").write_text(op.text())
+    # 1. a ServiceAccount without any role
+    _projection(cluster, ns, "no-role", "nobody", "db-password")
+    _assert_forbidden(cluster, ns, "no-role", f"{ns}/nobody", "db-password", f"main.{ns}")
+    # 2. a role scoped to another item
+    _projection(cluster, ns, "wrong-item", "scoped", "db-password")
+    _assert_forbidden(cluster, ns, "wrong-item", f"{ns}/scoped", "'db-password'")
+    # 3+4. another namespace's vault whose assignment names that namespace's SA "app"
+    _projection(cluster, ns, "cross-ns", "app", "db-password", "shared", ns2)
+    _assert_forbidden(cluster, ns, "cross-ns", f"{ns}/app", f"{ns2}/shared")
+    # control: the other namespace's own "app" may read it
+    _projection(cluster, ns2, "own", "app", "db-password", "shared")
+    wait_condition(cluster, ns2, "vaultsecrets", "own", "True", "Synced")
+    # 5. a missing ServiceAccount
+    _projection(cluster, ns, "ghost", "ghost", "db-password")
+    vs = wait_condition(cluster, ns, "vaultsecrets", "ghost", "False", "ServiceAccountNotFound")
+    assert f"{ns}/ghost" in json.dumps(vs["status"])
+    # 6. revocation: a projected Secret is removed when the role goes
+    _projection(cluster, ns, "revoked", "app", "db-password")
+    wait_condition(cluster, ns, "vaultsecrets", "revoked", "True", "Synced")
+    assert secret_data(cluster, ns, "revoked") == {"value": VALUE1}
+    patch = {"spec": {"roleAssignments": [sa_role("admin", ADMIN)]}}
+    custom(cluster).patch_namespaced_custom_object(
+        "kvault.io", "v1alpha1", ns, "vaults", "main", patch
+    )
+    _assert_forbidden(cluster, ns, "revoked", f"{ns}/app")
     assert VALUE1 not in op.text() and VALUE2 not in op.text()
     audit = [json.loads(x) for x in (op.data_dir / "audit.log").read_text().splitlines()]
     denied = {(a["principal"], a["item"]) for a in audit if a["outcome"] == "ForbiddenByRbac"}
@@ -248,7 +233,7 @@ def test_denials_are_forbidden_with_clear_messages_and_no_secret(
 
 
 def test_deletion_policies_and_vault_recovery(
-    kube_cluster: Cluster, namespace: str, operator: Operator
+    kube_cluster: Cluster, namespace: str, operator: Release
 ) -> None:
     cluster, ns = kube_cluster, namespace
     cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
@@ -290,114 +275,8 @@ def test_deletion_policies_and_vault_recovery(
     assert vault is not None and vault["status"]["itemCounts"]["secrets"] == 1
 
 
-def _deployment(cluster: Cluster, ns: str, name: str) -> None:
-    pod = kube.busybox_pod(name, "sleep 3600")
-    spec = pod["spec"]
-    spec["restartPolicy"] = "Always"
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
-        },
-    }
-    client.AppsV1Api(cluster.api).create_namespaced_deployment(ns, body)
-
-
-def _restart_hash(cluster: Cluster, ns: str, name: str) -> tuple[int, str | None]:
-    dep = client.AppsV1Api(cluster.api).read_namespaced_deployment(name, ns)
-    annotations = dep.spec.template.metadata.annotations or {}
-    return dep.metadata.generation, annotations.get("kvault.io/hash-app")
-
-
-def test_sigkill_mid_sync_converges_without_lost_or_duplicate_updates(
-    kube_cluster: Cluster, namespace: str, tmp_path: Path
-) -> None:
-    cluster, ns = kube_cluster, namespace
-    install_crds(cluster)
-    data, lease = tmp_path / "data", f"crash-{uuid.uuid4().hex[:6]}"
-    crash = {"KVAULT_FAULT": "exit-after-secret-write"}
-    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
-    _deployment(cluster, ns, "web")
-    logs: list[str] = []
-
-    def start(env: dict[str, str] | None = None) -> Operator:
-        return start_operator(cluster, data, [ns], lease_name=lease, lease_duration=2, env=env)
-
-    # 1. SIGKILL right after the first Secret write, before status: the restart converges.
-    op = start(crash)
-    try:
-        _vault(cluster, ns, "main", [sa_role("app", SU), sa_role("admin", ADMIN)])
-        plane = data_plane(op, admin_token(cluster, ns), "main", ns)
-        v1 = set_secret(plane, "db-password", VALUE1)
-        spec = {
-            "vaultRef": {"name": "main"},
-            "serviceAccountName": "app",
-            "data": [{"secretKey": "value", "remoteRef": {"name": "db-password"}}],
-            "rolloutRestart": [{"kind": "Deployment", "name": "web"}],
-        }
-        create(cluster, ns, "vaultsecrets", "VaultSecret", "app", spec)
-        wait_for(lambda: not op.alive(), 30, "operator killed itself after the Secret write")
-    finally:
-        op.stop()
-        logs.append(op.text())
-    written = cluster.core.read_namespaced_secret("app", ns).metadata.resource_version
-    op = start()
-    try:
-        vs = wait_condition(cluster, ns, "vaultsecrets", "app", "True", "Synced")
-        assert vs["status"]["syncedVersions"] == {"value": v1}
-        # Not written twice: the first write was complete and is recognised by its hash.
-        assert cluster.core.read_namespaced_secret("app", ns).metadata.resource_version == written
-        generation, _ = _restart_hash(cluster, ns, "web")  # the first projection restarts nothing
-    finally:
-        op.stop()
-        logs.append(op.text())
-
-    # 2. SIGKILL after a rotation's Secret write, before the rollout restart and the status.
-    op = start(crash)
-    try:
-        plane = data_plane(op, admin_token(cluster, ns), "main", ns)
-        v2 = set_secret(plane, "db-password", VALUE2)
-        wait_for(lambda: not op.alive(), 30, "operator killed itself after the rotation write")
-    finally:
-        op.stop()
-        logs.append(op.text())
-    assert secret_data(cluster, ns, "app") == {"value": VALUE2}
-    op = start()
-    try:
-        vs = wait_condition(cluster, ns, "vaultsecrets", "app", "True", "Synced")
-        wait_for(
-            lambda: (
-                get(cluster, ns, "vaultsecrets", "app")["status"]["syncedVersions"] == {"value": v2}
-            ),
-            30,
-            "status of the rotated version",
-        )
-        vs = get(cluster, ns, "vaultsecrets", "app")
-        assert vs is not None
-        after, restarted_for = _restart_hash(cluster, ns, "web")
-        assert restarted_for == vs["status"]["contentHash"]  # the restart was not lost
-        assert after == generation + 1  # and happened once
-        # 3. Drift: a hand-edited and a deleted Secret are restored.
-        cluster.core.patch_namespaced_secret("app", ns, {"stringData": {"value": "tampered"}})
-        wait_for(lambda: secret_data(cluster, ns, "app") == {"value": VALUE2}, 10, "edit healed")
-        cluster.core.delete_namespaced_secret("app", ns)
-        wait_for(
-            lambda: secret_data(cluster, ns, "app") == {"value": VALUE2}, 10, "deletion healed"
-        )
-        assert _restart_hash(cluster, ns, "web")[0] == generation + 1  # same content: no restart
-    finally:
-        op.stop()
-        logs.append(op.text())
-    for text in logs:
-        assert VALUE1 not in text and VALUE2 not in text
-
-
 def test_templates_data_from_and_no_value_outside_the_secret(
-    kube_cluster: Cluster, namespace: str, operator: Operator, tmp_path: Path
+    kube_cluster: Cluster, namespace: str, operator: Release
 ) -> None:
     cluster, ns = kube_cluster, namespace
     cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
@@ -459,6 +338,10 @@ def test_templates_data_from_and_no_value_outside_the_secret(
         metrics = resp.read().decode()
     places["metrics"] = metrics
     assert "kvault_vaultsecret_syncs_total" in metrics
+    # The data plane's requests, by route pattern (never by item name).
+    assert 'kvault_http_requests_total{method="PUT",route="/secrets/{name}",status="200"}' in (
+        metrics
+    )
     for path in operator.data_dir.rglob("*"):
         if path.is_file():
             places[str(path)] = path.read_bytes().decode("latin-1")
@@ -467,33 +350,8 @@ def test_templates_data_from_and_no_value_outside_the_secret(
             assert value not in text, f"a secret value appears in {where}"
 
 
-def test_one_active_controller_through_the_lease(
-    kube_cluster: Cluster, namespace: str, tmp_path: Path
-) -> None:
-    """Two replicas serve the data plane; only the Lease holder reconciles, and when it dies
-    the other takes over within the lease duration."""
-    cluster, ns = kube_cluster, namespace
-    install_crds(cluster)
-    lease = f"ha-{uuid.uuid4().hex[:6]}"
-    first = start_operator(cluster, tmp_path / "a", [ns], lease_name=lease, lease_duration=3)
-    wait_for(lambda: "acquired lease" in first.text(), 20, "first replica leads")
-    second = start_operator(cluster, tmp_path / "b", [ns], lease_name=lease, lease_duration=3)
-    try:
-        _vault(cluster, ns, "main", [])
-        assert "acquired lease" not in second.text()
-        holder = client.CoordinationV1Api(cluster.api).read_namespaced_lease(lease, "default")
-        assert holder.spec.holder_identity.endswith(str(first.process.pid))
-        first.kill()
-        wait_for(lambda: "acquired lease" in second.text(), 20, "second replica takes over")
-        create(cluster, ns, "vaults", "Vault", "after", vault_spec([]))
-        wait_condition(cluster, ns, "vaults", "after", "True", "Provisioned")
-    finally:
-        first.stop()
-        second.stop()
-
-
 def test_merge_orphan_and_purge_on_delete(
-    kube_cluster: Cluster, namespace: str, operator: Operator
+    kube_cluster: Cluster, namespace: str, operator: Release
 ) -> None:
     cluster, ns = kube_cluster, namespace
     cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})

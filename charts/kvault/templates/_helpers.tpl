@@ -49,3 +49,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "kvault.selectorString" -}}
 {{- printf "app.kubernetes.io/name=%s,app.kubernetes.io/instance=%s" (include "kvault.name" .) .Release.Name }}
 {{- end }}
+
+{{/* Name of cluster-scoped objects: two releases (other name or namespace) never collide. */}}
+{{- define "kvault.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "kvault.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kvault.webhookService" -}}
+{{- printf "%s-webhook" (include "kvault.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kvault.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}

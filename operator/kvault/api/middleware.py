@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from kvault.api import auth
+from kvault.api import auth, metrics
 from kvault.api.errors import error_response, from_kvault, internal_error
 from kvault.errors import KvaultError, Unauthenticated
 
@@ -20,6 +21,7 @@ _CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
 
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     rid = str(uuid.uuid4())
     request[REQUEST_ID] = rid
     try:
@@ -51,4 +53,5 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     client_id = request.headers.get("x-ms-client-request-id")
     if client_id:
         headers["x-ms-client-request-id"] = client_id[:256]
+    metrics.observe(request, response.status, started)
     return response

@@ -109,8 +109,11 @@ class CertificateAuthority:
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(cert, key, cert_path)
 
-    def issue(self, names: Sequence[str]) -> tuple[bytes, bytes]:
-        """A server certificate for DNS names and IP addresses: (chain PEM, key PEM)."""
+    def issue(
+        self, names: Sequence[str], validity: dt.timedelta | None = None
+    ) -> tuple[bytes, bytes]:
+        """A server certificate for DNS names and IP addresses: (chain PEM, key PEM).
+        ``validity`` defaults to 397 days (short ones let rotation be tested)."""
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = []
         for n in names:
@@ -126,7 +129,7 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=_LEAF_DAYS))
+            .not_valid_after(now + (validity or dt.timedelta(days=_LEAF_DAYS)))
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)

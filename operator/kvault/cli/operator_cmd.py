@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvault.cli.errors import EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from kvault.controller.webhook.listener import WebhookSettings
 
 DEFAULT_PORT = 8443
 
@@ -52,6 +56,41 @@ def register(groups: Any) -> None:
         "and $KVAULT_NAMESPACE; empty: per-Vault Services select pods by --service-selector)",
     )
     p.add_argument("--workers", type=int, default=32, help="concurrent VaultSecret reconciles")
+    p.add_argument(
+        "--publish-ca",
+        action="store_true",
+        help="write kvault's CA as ConfigMap kvault-ca (key ca.crt) into --lease-namespace",
+    )
+    w = p.add_argument_group("workload-identity webhook")
+    w.add_argument(
+        "--webhook-port",
+        type=int,
+        default=-1,
+        help="HTTPS port of the mutating webhook (the chart uses 9443; 0: any; -1: off, the "
+        "default, so that several host processes can run side by side)",
+    )
+    w.add_argument(
+        "--webhook-service",
+        default="kvault-webhook",
+        help="the webhook's Service: its certificate names <service>.<namespace>.svc",
+    )
+    w.add_argument(
+        "--webhook-configuration",
+        default="",
+        help="MutatingWebhookConfiguration whose caBundle is set to kvault's CA",
+    )
+    w.add_argument(
+        "--webhook-authority-host",
+        default=_own_authority(),
+        help="AZURE_AUTHORITY_HOST given to pods (default https://$KVAULT_SERVICE_NAME."
+        "$KVAULT_NAMESPACE.svc, else https://kvault.<namespace>.svc)",
+    )
+    w.add_argument(
+        "--webhook-cert-validity",
+        type=float,
+        default=30 * 86400.0,
+        help="seconds a serving certificate is valid; renewed at two thirds",
+    )
     p.set_defaults(handler=_run)
 
 
@@ -68,6 +107,31 @@ def _pairs(text: str, what: str) -> dict[str, str]:
 def _own_service() -> str:
     name, ns = os.environ.get("KVAULT_SERVICE_NAME"), os.environ.get("KVAULT_NAMESPACE")
     return f"{name}.{ns}.svc.cluster.local" if name and ns else ""
+
+
+def _own_authority() -> str:
+    name, ns = os.environ.get("KVAULT_SERVICE_NAME"), os.environ.get("KVAULT_NAMESPACE")
+    return f"https://{name}.{ns}.svc" if name and ns else ""
+
+
+def _webhook(args: argparse.Namespace) -> WebhookSettings | None:
+    """The webhook's settings from the flags (None with --webhook-port -1)."""
+    from kvault.controller.webhook.listener import WebhookSettings
+
+    if args.webhook_port < 0:
+        return None
+    if args.webhook_port > 65535:
+        raise CliError(f"--webhook-port must be -1-65535, got {args.webhook_port}", EXIT_USAGE)
+    if args.webhook_cert_validity < 2:
+        raise CliError("--webhook-cert-validity must be at least 2 seconds", EXIT_USAGE)
+    return WebhookSettings(
+        port=args.webhook_port,
+        service=args.webhook_service,
+        namespace=args.lease_namespace or os.environ.get("KVAULT_NAMESPACE", ""),
+        configuration=args.webhook_configuration,
+        authority_host=args.webhook_authority_host,
+        validity=dt.timedelta(seconds=args.webhook_cert_validity),
+    )
 
 
 def _memory_debug() -> None:
@@ -115,6 +179,8 @@ def _run(args: argparse.Namespace) -> int:
         lease_namespace=args.lease_namespace,
         lease_name=args.lease_name,
         lease_duration=args.lease_duration,
+        webhook=_webhook(args),
+        publish_ca=args.publish_ca,
         options=Options(
             service_selector=_pairs(args.service_selector, "--service-selector"),
             service_target=args.service_target,

@@ -52,12 +52,14 @@ RESTARTS = Counter(
 )
 
 
-async def _metrics(_: web.Request) -> web.Response:
-    body = generate_latest(REGISTRY)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+def metrics_app(*others: CollectorRegistry) -> web.Application:
+    """/metrics: the controller's registry and ``others`` (the data plane's) in one page."""
+    registries = (REGISTRY, *others)
 
+    async def page(_: web.Request) -> web.Response:
+        body = b"".join(generate_latest(r) for r in registries)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-def metrics_app() -> web.Application:
     app = web.Application()
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", page)
     return app

@@ -7,6 +7,7 @@ vault's change feed reaches the refresh queue as a function call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from kvault.controller.handlers import Controller
 from kvault.controller.lease import Lease
 from kvault.controller.metrics import metrics_app
 from kvault.controller.settings import Options, configure
+from kvault.controller.webhook.listener import WebhookSettings, publish_ca, serving
 from kvault.kube.client import KubeClient
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class RunConfig:
     lease_namespace: str | None = None
     lease_name: str = "kvault-operator"
     lease_duration: float = 15.0
+    webhook: WebhookSettings | None = None  # None: no admission webhook
+    publish_ca: bool = False  # write ConfigMap kvault-ca into the lease namespace
     options: Options = field(default_factory=Options)
 
 
@@ -53,6 +57,7 @@ def _endpoint(host: str, port: int) -> str:
 async def run(cfg: RunConfig) -> None:
     from kvault.api.app import build_app
     from kvault.api.cluster import open_cluster
+    from kvault.api.metrics import REGISTRY as DATA_PLANE_METRICS
 
     setup = await open_cluster(
         cfg.data_dir,
@@ -73,6 +78,7 @@ async def run(cfg: RunConfig) -> None:
 
     own_signals()
     runners: list[web.AppRunner] = []
+    extras = contextlib.AsyncExitStack()
     try:
         runner = web.AppRunner(build_app(setup.config), access_log=None, handle_signals=False)
         await runner.setup()
@@ -82,18 +88,33 @@ async def run(cfg: RunConfig) -> None:
         port = _bound(site)
         metrics_url = ""
         if cfg.metrics_port is not None:
-            mrunner = web.AppRunner(metrics_app(), access_log=None, handle_signals=False)
+            mrunner = web.AppRunner(
+                metrics_app(DATA_PLANE_METRICS), access_log=None, handle_signals=False
+            )
             await mrunner.setup()
             runners.append(mrunner)
             msite = web.TCPSite(mrunner, cfg.host, cfg.metrics_port)
             await msite.start()
             metrics_url = f"http://{cfg.host}:{_bound(msite)}/metrics"
+        webhook_url = ""
+        if cfg.webhook is not None:
+            ns = cfg.webhook.namespace or cfg.lease_namespace or setup.kube.config.namespace
+            hook = await extras.enter_async_context(
+                serving(replace(cfg.webhook, namespace=ns), setup.kube, setup.tls.ca, cfg.host)
+            )
+            webhook_url = f"{_endpoint(cfg.host, hook.port)}/mutate"
         ca_pem = Path(setup.tls.ca.cert_file).read_text()
+        if cfg.publish_ca:
+            own_ns = cfg.lease_namespace or setup.kube.config.namespace
+            publisher = asyncio.create_task(publish_ca(setup.kube, own_ns, ca_pem))
+            extras.callback(publisher.cancel)
         options = replace(cfg.options, data_port=port, ca_pem=ca_pem)
         print(f"KVAULT_ENDPOINT={_endpoint(cfg.host, port)}")
         print(f"KVAULT_CA_FILE={setup.tls.ca.cert_file}")
         if metrics_url:
             print(f"KVAULT_METRICS={metrics_url}")
+        if webhook_url:
+            print(f"KVAULT_WEBHOOK={webhook_url}")
         sys.stdout.flush()
 
         async def lead(lost: asyncio.Event) -> None:
@@ -132,6 +153,7 @@ async def run(cfg: RunConfig) -> None:
         finally:
             await lease_kube.close()
     finally:
+        await extras.aclose()
         for r in reversed(runners):
             await r.cleanup()
         await setup.close()

@@ -1,0 +1,34 @@
+"""Prometheus metrics of the data plane, in their own registry (the operator serves it on
+its /metrics beside the controller's). Labelled by route pattern, never by item name, so
+the series stay few and name nothing secret."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry()
+
+REQUESTS = Counter(
+    "kvault_http_requests_total",
+    "Data-plane requests by route pattern, method and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+SECONDS = Histogram(
+    "kvault_http_request_seconds",
+    "Data-plane request latency by route pattern",
+    ["route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+
+
+def observe(request: web.Request, status: int, started: float) -> None:
+    """Count one answered request (``started`` from ``time.perf_counter()``)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    REQUESTS.labels(route, request.method, str(status)).inc()
+    SECONDS.labels(route).observe(time.perf_counter() - started)
