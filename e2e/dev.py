@@ -190,6 +190,11 @@ def up() -> int:
     pod["spec"]["restartPolicy"] = "Always"
     _apply(api, [pod])
     kube.wait_pod_running(core, NS, "demo")
+    wait_for(
+        lambda: "greeting: " in (kube.get_or_none(core.read_namespaced_pod_log, "demo", NS) or ""),
+        60,
+        "the demo pod printing its value",
+    )
     bin_dir = lifecycle.bin_dir()
     exports = {**env, "PATH": f"{ROOT / '.venv' / 'bin'}:{bin_dir}:$PATH"}
     (STATE / "env").write_text("".join(f'export {k}="{v}"\n' for k, v in exports.items()))

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,7 +179,18 @@ class Release:
             "the operator to publish ConfigMap kvault-ca",
         )
         self.refresh()
+        # Ready Pod != reachable Service: kube-proxy programs the ClusterIP a moment later.
+        wait_for(self._answers, timeout, f"{self.endpoint}/healthz through the Service")
         return pod
+
+    def _answers(self) -> bool:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        ctx.check_hostname = False  # the certificate names the Service's DNS names, not its IP
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/healthz", context=ctx, timeout=5) as r:
+                return bool(r.status == 200)
+        except OSError:  # refused / reset until the rules are in place
+            return False
 
     def _leading(self) -> bool:
         pod = self.ready_pod()
