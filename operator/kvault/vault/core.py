@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from kvault.audit.event import AuditEvent, Auditor, NullAuditor
 from kvault.barrier.barrier import Barrier
 from kvault.barrier.context import Context
+from kvault.barrier.view import SealedView
 from kvault.errors import KvaultError, NotFound
-from kvault.storage.base import Row, Storage
 from kvault.vault import layout
 from kvault.vault.changes import MUTATIONS, Change, ChangeFeed
 from kvault.vault.model import VaultInfo
@@ -40,7 +40,6 @@ class Outcome:
 
 @dataclass(slots=True)
 class Core:
-    storage: Storage
     barrier: Barrier
     auditor: Auditor = field(default_factory=NullAuditor)
     clock: Callable[[], float] = time.time
@@ -82,12 +81,14 @@ class Core:
             )
         )
 
-    async def read(self, key: str, ctx: Context) -> tuple[Row, bytes] | None:
-        """A row and its opened plaintext, or ``None`` when absent."""
-        row = await self.storage.get(key)
-        if row is None:
-            return None
-        return row, await self.barrier.open(ctx, row.value)
+    @property
+    def store(self) -> SealedView:
+        """Storage as the domain sees it: sealed on the way in, opened on the way out."""
+        return self.barrier.view
+
+    async def read(self, key: str, ctx: Context) -> tuple[int, bytes] | None:
+        """A row's revision and opened plaintext, or ``None`` when absent."""
+        return await self.barrier.view.get(key, ctx)
 
     async def vault_row(self, name: str) -> tuple[int, VaultInfo] | None:
         """The vault record and its revision, from cache after the first read."""
@@ -98,7 +99,7 @@ class Core:
         found = await self.read(key, ctx)
         if found is None:
             return None
-        entry = (found[0].revision, decode_vault(found[1]))
+        entry = (found[0], decode_vault(found[1]))
         self._vaults[name] = entry
         return entry
 

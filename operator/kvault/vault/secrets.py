@@ -15,6 +15,8 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from kvault.barrier.context import Context
+from kvault.barrier.retry import cas_retry
+from kvault.barrier.view import ABSENT
 from kvault.errors import (
     BadParameter,
     Conflict,
@@ -25,7 +27,6 @@ from kvault.errors import (
     PurgeProtected,
     StorageConflict,
 )
-from kvault.storage.base import ABSENT, Check, Delete, DeletePrefix, Op, Put
 from kvault.vault import layout, names
 from kvault.vault.core import LOCAL, Caller, Core
 from kvault.vault.model import DeletedSecret, Page, Secret, SecretProperties, VaultInfo
@@ -33,7 +34,6 @@ from kvault.vault.records import HeadRecord, VersionMeta, VersionRecord
 
 T = TypeVar("T")
 _DAY = 86400
-_RETRIES = 20
 MAX_PAGE = 25
 BACKUP_PURPOSE = "secret-backup"
 _UNSET: Any = object()
@@ -69,32 +69,24 @@ class Secrets:
 
     async def _retry(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run a read-modify-write until its compare-and-set holds."""
-        for _ in range(_RETRIES):
-            try:
-                return await attempt()
-            except StorageConflict:
-                continue
-        raise Conflict("the secret is being changed concurrently; retry the request")
+        return await cas_retry(attempt, "the secret")
 
     async def _head(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord] | None:
         key, ctx = layout.head_row(vault.id, lname)
         found = await self._core.read(key, ctx)
-        return None if found is None else (found[0].revision, HeadRecord.decode(found[1]))
+        return None if found is None else (found[0], HeadRecord.decode(found[1]))
 
     async def _deleted(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord] | None:
         key, ctx = layout.deleted_row(vault.id, lname)
         found = await self._core.read(key, ctx)
-        return None if found is None else (found[0].revision, HeadRecord.decode(found[1]))
+        return None if found is None else (found[0], HeadRecord.decode(found[1]))
 
     async def _version(
         self, vault: VaultInfo, lname: str, version: str
     ) -> tuple[int, VersionRecord] | None:
         key, ctx = layout.version_row(vault.id, lname, version)
         found = await self._core.read(key, ctx)
-        return None if found is None else (found[0].revision, VersionRecord.decode(found[1]))
-
-    async def _seal(self, ctx: Context, raw: bytes) -> bytes:
-        return await self._core.barrier.seal(ctx, raw)
+        return None if found is None else (found[0], VersionRecord.decode(found[1]))
 
     def _deleted_view(self, vault: VaultInfo, head: HeadRecord) -> DeletedSecret:
         return DeletedSecret(
@@ -107,19 +99,19 @@ class Secrets:
         size: int,
         token: str | None,
         check: Callable[[str], str],
-        open_row: Callable[[str, bytes], Awaitable[T]],
+        context: Callable[[str], Context],
+        decode: Callable[[str, bytes], T],
     ) -> Page[T]:
         """One page of the rows under ``prefix``; the token is the last key part returned."""
         start = None
         if token:
             try:
-                start = prefix + check(base64.urlsafe_b64decode(token.encode() + b"==").decode())
+                start = check(base64.urlsafe_b64decode(token.encode() + b"==").decode())
             except (ValueError, BadParameter):
                 raise BadParameter("the continuation token is not valid") from None
-        rows = await self._core.storage.list(prefix, start_after=start, limit=size + 1)
-        items = [await open_row(row.key.removeprefix(prefix), row.value) for row in rows[:size]]
-        more = len(rows) > size
-        return Page(items, _token(rows[size - 1].key.removeprefix(prefix)) if more else None)
+        rows, more = await self._core.store.page(prefix, context, start_after=start, size=size)
+        items = [decode(row.suffix, row.plaintext) for row in rows]
+        return Page(items, _token(rows[-1].suffix) if more else None)
 
     # -- operations -----------------------------------------------------------------------
 
@@ -168,17 +160,11 @@ class Secrets:
                         "name cannot be reused; in this state, the secret can only be recovered "
                         "or purged."
                     )
-                await core.storage.commit(
-                    [
-                        Check(dkey, ABSENT),
-                        Put(vkey, await self._seal(vctx, VersionRecord(meta, value).encode()), 0),
-                        Put(
-                            hkey,
-                            await self._seal(hctx, HeadRecord(meta).encode()),
-                            head[0] if head else ABSENT,
-                        ),
-                    ]
-                )
+                txn = core.store.txn()
+                txn.check(dkey, ABSENT)
+                await txn.put(vkey, vctx, VersionRecord(meta, value).encode(), ABSENT)
+                await txn.put(hkey, hctx, HeadRecord(meta).encode(), head[0] if head else ABSENT)
+                await core.store.commit(txn)
 
             await self._retry(attempt)
             outcome.version = meta.version
@@ -221,11 +207,17 @@ class Secrets:
             size = _page_size(max_results)
             vault = await core.active_vault(vault_name)
 
-            async def open_head(lname: str, blob: bytes) -> SecretProperties:
-                ctx = layout.head_row(vault.id, lname)[1]
-                return HeadRecord.decode(await core.barrier.open(ctx, blob)).meta.properties(vault)
+            def head(lname: str, raw: bytes) -> SecretProperties:
+                return HeadRecord.decode(raw).meta.properties(vault)
 
-            return await self._page(layout.heads(vault.id), size, token, names.item_name, open_head)
+            return await self._page(
+                layout.heads(vault.id),
+                size,
+                token,
+                names.item_name,
+                lambda lname: layout.head_row(vault.id, lname)[1],
+                head,
+            )
 
     async def list_versions(
         self,
@@ -244,14 +236,17 @@ class Secrets:
             if await self._head(vault, lname) is None:
                 raise _not_found(name)
 
-            async def open_version(version: str, blob: bytes) -> SecretProperties:
-                ctx = layout.version_row(vault.id, lname, version)[1]
-                return VersionRecord.decode(await core.barrier.open(ctx, blob)).meta.properties(
-                    vault
-                )
+            def version(_: str, raw: bytes) -> SecretProperties:
+                return VersionRecord.decode(raw).meta.properties(vault)
 
-            prefix = layout.versions(vault.id, lname)
-            return await self._page(prefix, size, token, names.version, open_version)
+            return await self._page(
+                layout.versions(vault.id, lname),
+                size,
+                token,
+                names.version,
+                lambda v: layout.version_row(vault.id, lname, v)[1],
+                version,
+            )
 
     async def update(
         self,
@@ -298,21 +293,14 @@ class Secrets:
                     raise _not_found(f"{name}/{target}")
                 meta = replace(found[1].meta, updated=core.now(), **changes)
                 vkey, vctx = layout.version_row(vault.id, lname, target)
-                ops: list[Op] = [
-                    Put(
-                        vkey,
-                        await self._seal(vctx, VersionRecord(meta, found[1].value).encode()),
-                        found[0],
-                    )
-                ]
+                txn = core.store.txn()
+                await txn.put(vkey, vctx, VersionRecord(meta, found[1].value).encode(), found[0])
                 hkey, hctx = layout.head_row(vault.id, lname)
                 if head[1].meta.version == target:
-                    ops.append(
-                        Put(hkey, await self._seal(hctx, HeadRecord(meta).encode()), head[0])
-                    )
+                    await txn.put(hkey, hctx, HeadRecord(meta).encode(), head[0])
                 else:
-                    ops.append(Check(hkey, head[0]))
-                await core.storage.commit(ops)
+                    txn.check(hkey, head[0])
+                await core.store.commit(txn)
                 return meta
 
             return (await self._retry(attempt)).properties(vault)
@@ -336,12 +324,10 @@ class Secrets:
                 )
                 hkey, _ = layout.head_row(vault.id, lname)
                 dkey, dctx = layout.deleted_row(vault.id, lname)
-                await core.storage.commit(
-                    [
-                        Delete(hkey, head[0]),
-                        Put(dkey, await self._seal(dctx, gone.encode()), ABSENT),
-                    ]
-                )
+                txn = core.store.txn()
+                txn.delete(hkey, head[0])
+                await txn.put(dkey, dctx, gone.encode(), ABSENT)
+                await core.store.commit(txn)
                 return gone
 
             return self._deleted_view(vault, await self._retry(attempt))
@@ -371,14 +357,16 @@ class Secrets:
             size = _page_size(max_results)
             vault = await core.active_vault(vault_name)
 
-            async def open_deleted(lname: str, blob: bytes) -> DeletedSecret:
-                ctx = layout.deleted_row(vault.id, lname)[1]
-                return self._deleted_view(
-                    vault, HeadRecord.decode(await core.barrier.open(ctx, blob))
-                )
+            def gone(lname: str, raw: bytes) -> DeletedSecret:
+                return self._deleted_view(vault, HeadRecord.decode(raw))
 
             return await self._page(
-                layout.deleted(vault.id), size, token, names.item_name, open_deleted
+                layout.deleted(vault.id),
+                size,
+                token,
+                names.item_name,
+                lambda lname: layout.deleted_row(vault.id, lname)[1],
+                gone,
             )
 
     async def recover(
@@ -396,12 +384,10 @@ class Secrets:
                 head = found[1].undeleted()
                 hkey, hctx = layout.head_row(vault.id, lname)
                 dkey, _ = layout.deleted_row(vault.id, lname)
-                await core.storage.commit(
-                    [
-                        Delete(dkey, found[0]),
-                        Put(hkey, await self._seal(hctx, head.encode()), ABSENT),
-                    ]
-                )
+                txn = core.store.txn()
+                txn.delete(dkey, found[0])
+                await txn.put(hkey, hctx, head.encode(), ABSENT)
+                await core.store.commit(txn)
                 return head
 
             return (await self._retry(attempt)).meta.properties(vault)
@@ -424,24 +410,24 @@ class Secrets:
             await self._purge_rows(vault, lname, found[0])
 
     async def _purge_rows(self, vault: VaultInfo, lname: str, revision: int) -> None:
-        dkey, _ = layout.deleted_row(vault.id, lname)
-        await self._core.storage.commit(
-            [Delete(dkey, revision), DeletePrefix(layout.versions(vault.id, lname))]
-        )
+        txn = self._core.store.txn()
+        txn.delete(layout.deleted_row(vault.id, lname)[0], revision)
+        txn.delete_prefix(layout.versions(vault.id, lname))
+        await self._core.store.commit(txn)
 
     async def purge_expired(self, vault_name: str) -> builtins.list[str]:
         """Purge deleted secrets whose scheduled purge date has passed; return their names."""
         core = self._core
         vault = await core.active_vault(vault_name)
-        prefix, purged = layout.deleted(vault.id), []
-        for row in await core.storage.list(prefix):
-            lname = row.key.removeprefix(prefix)
-            head = HeadRecord.decode(
-                await core.barrier.open(layout.deleted_row(vault.id, lname)[1], row.value)
-            )
+        purged = []
+        rows = await core.store.scan(
+            layout.deleted(vault.id), lambda lname: layout.deleted_row(vault.id, lname)[1]
+        )
+        for row in rows:
+            head = HeadRecord.decode(row.plaintext)
             if (head.scheduled_purge_date or 0) <= core.now():
                 with core.audited(Caller("kvault"), vault_name, "SecretPurge", head.meta.name):
-                    await self._purge_rows(vault, lname, row.revision)
+                    await self._purge_rows(vault, row.suffix, row.revision)
                 purged.append(head.meta.name)
         return purged
 
@@ -454,11 +440,11 @@ class Secrets:
             head = await self._head(vault, lname)
             if head is None:
                 raise _not_found(name)
-            prefix = layout.versions(vault.id, lname)
-            versions = []
-            for row in await core.storage.list(prefix):
-                ctx = layout.version_row(vault.id, lname, row.key.removeprefix(prefix))[1]
-                versions.append(json.loads(await core.barrier.open(ctx, row.value)))
+            rows = await core.store.scan(
+                layout.versions(vault.id, lname),
+                lambda v: layout.version_row(vault.id, lname, v)[1],
+            )
+            versions = [json.loads(row.plaintext) for row in rows]
             doc = {"kind": "secret", "head": json.loads(head[1].encode()), "versions": versions}
             return await core.barrier.seal_portable(
                 BACKUP_PURPOSE, json.dumps(doc, separators=(",", ":")).encode()
@@ -484,13 +470,14 @@ class Secrets:
             outcome.item, outcome.version = head.meta.name, head.meta.version
             hkey, hctx = layout.head_row(vault.id, lname)
             dkey, _ = layout.deleted_row(vault.id, lname)
-            ops: list[Op] = [Check(dkey, ABSENT)]
+            txn = core.store.txn()
+            txn.check(dkey, ABSENT)
             for v in versions:
                 vkey, vctx = layout.version_row(vault.id, lname, names.version(v.meta.version))
-                ops.append(Put(vkey, await self._seal(vctx, v.encode()), ABSENT))
-            ops.append(Put(hkey, await self._seal(hctx, head.encode()), ABSENT))
+                await txn.put(vkey, vctx, v.encode(), ABSENT)
+            await txn.put(hkey, hctx, head.encode(), ABSENT)
             try:
-                await core.storage.commit(ops)
+                await core.store.commit(txn)
             except StorageConflict:
                 raise Conflict(
                     f"Secret {head.meta.name} already exists (or is deleted and recoverable) in "

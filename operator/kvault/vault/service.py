@@ -9,8 +9,8 @@ from pathlib import Path
 from kvault.audit.event import Auditor
 from kvault.audit.log import AuditLog
 from kvault.barrier.barrier import Barrier
+from kvault.barrier.view import Storage
 from kvault.hsm.base import HSM
-from kvault.storage.base import Storage
 from kvault.storage.sqlite import SQLiteStorage
 from kvault.vault.core import Core
 from kvault.vault.layout import SYSTEM
@@ -37,7 +37,7 @@ class Kvault:
         self.storage = storage
         self.hsm = hsm
         self.barrier = Barrier(storage, hsm)
-        core = Core(storage, self.barrier, clock=clock, max_value_bytes=max_value_bytes)
+        core = Core(self.barrier, clock=clock, max_value_bytes=max_value_bytes)
         if auditor is not None:
             core.auditor = auditor
         self.core = core
