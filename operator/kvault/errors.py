@@ -15,6 +15,11 @@ class KvaultError(Exception):
     #: A finer code for clients (Azure's ``innererror.code``), or ``None``.
     inner_code: str | None = None
 
+    @property
+    def outcome(self) -> str:
+        """What the audit log records for an operation this error ended."""
+        return self.code
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -65,6 +70,10 @@ class ForbiddenByRbac(Forbidden):
     """The principal holds no role assignment that allows the data action (HTTP 403)."""
 
     inner_code = "ForbiddenByRbac"
+
+    @property
+    def outcome(self) -> str:
+        return "ForbiddenByRbac"
 
 
 class ItemDisabled(Forbidden):

@@ -18,9 +18,7 @@ from kvault.api.config import CONFIG
 from kvault.api.errors import VaultNotFound
 from kvault.api.hosts import vault_for_host
 from kvault.api.middleware import REQUEST_ID
-from kvault.audit.event import AuditEvent
-from kvault.errors import BadParameter, ForbiddenByRbac, IntegrityError, NotFound
-from kvault.identity.rbac import authorize
+from kvault.errors import BadParameter, IntegrityError, NotFound
 from kvault.vault.core import Caller
 from kvault.vault.service import Kvault
 
@@ -43,32 +41,11 @@ async def begin(request: web.Request, operation: str, name: str | None = None) -
     if vault is None:
         raise VaultNotFound(f"no vault is addressed by host {host!r}")
     try:
-        info = await config.kv.core.active_vault(vault)
+        info = await config.kv.vault(vault)
     except NotFound:
         raise VaultNotFound(f"vault {vault!r} was not found") from None
-    principal = request[PRINCIPAL]
-    caller = Caller(principal.name, request[REQUEST_ID])
-    try:
-        authorize(
-            principal,
-            info.role_assignments,
-            operation,
-            vault=vault,
-            item=None if name is None else f"secrets/{name}",
-        )
-    except ForbiddenByRbac:
-        config.kv.core.auditor.record(
-            AuditEvent(
-                caller.principal,
-                vault,
-                operation,
-                "ForbiddenByRbac",
-                name or "",
-                "",
-                caller.request_id,
-            )
-        )
-        raise
+    caller = Caller.of(request[PRINCIPAL], request[REQUEST_ID])
+    config.kv.authorize(caller, info, operation, name)
     return Call(config.kv, vault, "https://" + host, caller)
 
 

@@ -12,6 +12,7 @@ from kvault.barrier.barrier import Barrier
 from kvault.barrier.context import Context
 from kvault.barrier.view import SealedView
 from kvault.errors import KvaultError, NotFound
+from kvault.identity.model import Principal
 from kvault.vault import layout
 from kvault.vault.changes import MUTATIONS, Change, ChangeFeed
 from kvault.vault.model import VaultInfo
@@ -21,10 +22,21 @@ from kvault.vault.records import decode_vault
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who asks (for the audit log); the data plane fills it from the verified token."""
+    """Who asks: the name for the audit log, the request id, and the verified identity that
+    item operations are authorised against.
+
+    ``identity`` is ``None`` only for kvault's own in-process callers (tools, schedulers, the
+    operator provisioning vaults, tests): they are trusted. The data plane and projections
+    always pass the identity (:meth:`of`).
+    """
 
     principal: str = "local"
     request_id: str = ""
+    identity: Principal | None = None
+
+    @classmethod
+    def of(cls, identity: Principal, request_id: str) -> Caller:
+        return cls(identity.name, request_id, identity)
 
 
 LOCAL = Caller()
@@ -59,16 +71,17 @@ class Core:
         try:
             yield outcome
         except KvaultError as exc:
-            self._record(caller, vault, operation, outcome, exc.code)
+            self.record(caller, vault, operation, outcome, exc.outcome)
             raise
         except BaseException:
-            self._record(caller, vault, operation, outcome, "InternalError")
+            self.record(caller, vault, operation, outcome, "InternalError")
             raise
-        self._record(caller, vault, operation, outcome, "ok")
+        self.record(caller, vault, operation, outcome, "ok")
         if operation in MUTATIONS:
             self.changes.publish(Change(vault, operation, outcome.item, outcome.version))
 
-    def _record(self, caller: Caller, vault: str, op: str, outcome: Outcome, result: str) -> None:
+    def record(self, caller: Caller, vault: str, op: str, outcome: Outcome, result: str) -> None:
+        """One audit line (also for a denial before any operation ran)."""
         self.auditor.record(
             AuditEvent(
                 caller.principal,

@@ -28,6 +28,7 @@ from kvault.errors import (
     StorageConflict,
 )
 from kvault.vault import layout, names
+from kvault.vault.access import authorize
 from kvault.vault.core import LOCAL, Caller, Core
 from kvault.vault.model import DeletedSecret, Page, Secret, SecretProperties, VaultInfo
 from kvault.vault.records import HeadRecord, VersionMeta, VersionRecord
@@ -148,6 +149,7 @@ class Secrets:
                 tags=names.tags(tags) or {},
             )
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretSet", name)
 
             async def attempt() -> None:
                 head = await self._head(vault, lname)
@@ -180,6 +182,7 @@ class Secrets:
             if version:
                 names.version(version)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretGet", name)
             head = await self._head(vault, lname)
             if head is None:
                 raise _not_found(name)
@@ -206,6 +209,7 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretList"):
             size = _page_size(max_results)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretList", None)
 
             def head(lname: str, raw: bytes) -> SecretProperties:
                 return HeadRecord.decode(raw).meta.properties(vault)
@@ -233,6 +237,7 @@ class Secrets:
             lname = names.item_name(name)
             size = _page_size(max_results)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretListVersions", name)
             if await self._head(vault, lname) is None:
                 raise _not_found(name)
 
@@ -281,6 +286,7 @@ class Secrets:
             if tags is not None:
                 changes["tags"] = names.tags(tags)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretUpdate", name)
 
             async def attempt() -> VersionMeta:
                 head = await self._head(vault, lname)
@@ -311,6 +317,7 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretDelete", name):
             lname = names.item_name(name)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretDelete", name)
 
             async def attempt() -> HeadRecord:
                 head = await self._head(vault, lname)
@@ -339,6 +346,7 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretGetDeleted", name):
             lname = names.item_name(name)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretGetDeleted", name)
             found = await self._deleted(vault, lname)
             if found is None:
                 raise _deleted_not_found(name)
@@ -356,6 +364,7 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretListDeleted"):
             size = _page_size(max_results)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretListDeleted", None)
 
             def gone(lname: str, raw: bytes) -> DeletedSecret:
                 return self._deleted_view(vault, HeadRecord.decode(raw))
@@ -376,6 +385,7 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretRecover", name):
             lname = names.item_name(name)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretRecover", name)
 
             async def attempt() -> HeadRecord:
                 found = await self._deleted(vault, lname)
@@ -398,6 +408,7 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretPurge", name):
             lname = names.item_name(name)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretPurge", name)
             found = await self._deleted(vault, lname)
             if found is None:
                 raise _deleted_not_found(name)
@@ -437,6 +448,7 @@ class Secrets:
         with core.audited(caller, vault_name, "SecretBackup", name):
             lname = names.item_name(name)
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretBackup", name)
             head = await self._head(vault, lname)
             if head is None:
                 raise _not_found(name)
@@ -457,6 +469,7 @@ class Secrets:
         core = self._core
         with core.audited(caller, vault_name, "SecretRestore") as outcome:
             vault = await core.active_vault(vault_name)
+            authorize(caller, vault, "SecretRestore", None)
             if not isinstance(blob, bytes | bytearray) or not blob:
                 raise BadParameter("the backup blob is empty")
             raw = await core.barrier.open_portable(BACKUP_PURPOSE, bytes(blob))

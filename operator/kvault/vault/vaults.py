@@ -99,6 +99,11 @@ class Vaults:
         with self._core.audited(caller, name, "VaultGet"):
             return await self._core.active_vault(names.vault_name(name))
 
+    async def find(self, name: str) -> VaultInfo | None:
+        """The vault record, deleted or not, or ``None``; not audited (provisioning asks)."""
+        entry = await self._core.vault_row(names.vault_name(name))
+        return None if entry is None else entry[1]
+
     async def list(self, *, deleted: bool = False) -> list[VaultInfo]:
         out = []
         for row in await self._core.store.scan(layout.VAULTS, lambda n: layout.vault_row(n)[1]):
