@@ -77,9 +77,13 @@ class ForbiddenByRbac(Forbidden):
 
 
 class ItemDisabled(Forbidden):
-    """The item version is disabled: its value cannot be read until it is enabled again."""
+    """The item version is disabled: its value cannot be read until it is enabled again.
 
-    inner_code = "SecretDisabled"
+    ``inner_code`` is the kind's Azure code (``SecretDisabled``, ``KeyDisabled``...)."""
+
+    def __init__(self, message: str, inner_code: str) -> None:
+        super().__init__(message)
+        self.inner_code = inner_code
 
 
 class PurgeProtected(Forbidden):

@@ -9,40 +9,42 @@ it reads one) call :meth:`Access.check` first, which audits a denial the same wa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from kvault.errors import ForbiddenByRbac
 from kvault.identity import rbac
 from kvault.vault.core import Caller, Core, Outcome
 from kvault.vault.model import VaultInfo
 
 
-def item_path(operation: str, name: str | None) -> str | None:
-    """``secrets/NAME`` (the scope an item role assignment names), ``None`` for listings."""
-    if name is None:
-        return None
-    return f"secrets/{name}"
-
-
-def authorize(caller: Caller, vault: VaultInfo, operation: str, name: str | None) -> None:
-    """Raise :class:`ForbiddenByRbac` unless the caller's identity may run ``operation``."""
-    if caller.identity is None:
+def authorize(
+    caller: Caller, vault: VaultInfo, operation: str, plural: str, name: str | None
+) -> None:
+    """Raise :class:`ForbiddenByRbac` unless the caller's identity may run ``operation`` on
+    the item ``plural/name`` (``name`` ``None``: a listing, vault scope only)."""
+    who = caller.identity
+    if who is None or who.superuser:  # the hot path: no string is built
         return
     rbac.authorize(
-        caller.identity,
+        who,
         vault.role_assignments,
         operation,
         vault=vault.name,
-        item=item_path(operation, name),
+        item=None if name is None else f"{plural}/{name}",
     )
 
 
 class Access:
-    def __init__(self, core: Core) -> None:
+    """The pre-check; ``plurals`` maps each item operation to its kind's plural."""
+
+    def __init__(self, core: Core, plurals: Mapping[str, str]) -> None:
         self._core = core
+        self._plurals = plurals
 
     def check(self, caller: Caller, vault: VaultInfo, operation: str, name: str | None) -> None:
         """Authorise ahead of the operation; a denial is audited and raised."""
         try:
-            authorize(caller, vault, operation, name)
+            authorize(caller, vault, operation, self._plurals[operation], name)
         except ForbiddenByRbac as exc:
             self._core.record(caller, vault.name, operation, Outcome(item=name or ""), exc.outcome)
             raise

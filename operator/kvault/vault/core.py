@@ -14,7 +14,7 @@ from kvault.barrier.view import SealedView
 from kvault.errors import KvaultError, NotFound
 from kvault.identity.model import Principal
 from kvault.vault import layout
-from kvault.vault.changes import MUTATIONS, Change, ChangeFeed
+from kvault.vault.changes import VAULT_MUTATIONS, Change, ChangeFeed
 from kvault.vault.model import VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
 from kvault.vault.records import decode_vault
@@ -57,6 +57,8 @@ class Core:
     clock: Callable[[], float] = time.time
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    #: Audited operations published on ``changes`` (the kinds add theirs).
+    mutations: frozenset[str] = VAULT_MUTATIONS
     _vaults: dict[str, tuple[int, VaultInfo]] = field(default_factory=dict)
 
     def now(self) -> int:
@@ -77,7 +79,7 @@ class Core:
             self.record(caller, vault, operation, outcome, "InternalError")
             raise
         self.record(caller, vault, operation, outcome, "ok")
-        if operation in MUTATIONS:
+        if operation in self.mutations:
             self.changes.publish(Change(vault, operation, outcome.item, outcome.version))
 
     def record(self, caller: Caller, vault: str, op: str, outcome: Outcome, result: str) -> None:

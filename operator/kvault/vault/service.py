@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kvault.audit.event import Auditor
 from kvault.audit.log import AuditLog
@@ -16,6 +17,7 @@ from kvault.vault import layout
 from kvault.vault.access import Access
 from kvault.vault.changes import Subscriber
 from kvault.vault.core import Caller, Core
+from kvault.vault.items.engine import Items
 from kvault.vault.model import VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
 from kvault.vault.secrets import Secrets
@@ -51,7 +53,13 @@ class Kvault:
         self.core = core
         self.vaults = Vaults(core)
         self.secrets = Secrets(core)
-        self._access = Access(core)
+        #: Every item kind's engine (keys and certificates join here).
+        self.kinds: tuple[Items[Any, Any, Any, Any, Any], ...] = (self.secrets,)
+        core.mutations = core.mutations.union(*(e.kind.mutations for e in self.kinds))
+        self._access = Access(
+            core,
+            {op: e.kind.plural for e in self.kinds for op in e.kind.operations.values()},
+        )
         self._closed = False
 
     async def vault(self, name: str) -> VaultInfo:
@@ -71,11 +79,12 @@ class Kvault:
 
     async def item_counts(self, vault: VaultInfo) -> dict[str, int]:
         """Items and deleted items per kind, counted from row keys alone (nothing decrypted)."""
-        store = self.core.store
-        return {
-            "secrets": await store.count(layout.heads(vault.id)),
-            "deletedSecrets": await store.count(layout.deleted(vault.id)),
-        }
+        store, counts = self.core.store, {}
+        for engine in self.kinds:
+            rows, plural = engine.kind.layout, engine.kind.plural
+            counts[plural] = await store.count(rows.heads(vault.id))
+            counts["deleted" + plural.capitalize()] = await store.count(rows.deleted(vault.id))
+        return counts
 
     @classmethod
     async def open(
