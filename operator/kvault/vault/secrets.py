@@ -29,8 +29,8 @@ class SecretMeta(ItemMeta):
         return {**ItemMeta.to_doc(self), "contentType": self.content_type}
 
     @classmethod
-    def fields_of(cls, doc: dict[str, Any]) -> dict[str, Any]:
-        return {**ItemMeta.fields_of(doc), "content_type": doc["contentType"]}
+    def own_fields(cls, doc: dict[str, Any]) -> tuple[Any, ...]:
+        return (doc["contentType"],)
 
     def properties(self, vault: VaultInfo) -> SecretProperties:
         return SecretProperties(

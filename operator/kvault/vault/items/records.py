@@ -44,23 +44,25 @@ class ItemMeta:
         }
 
     @classmethod
-    def fields_of(cls, doc: dict[str, Any]) -> dict[str, Any]:
-        """The constructor arguments found in ``doc``; a kind adds its own fields."""
-        return {
-            "name": doc["name"],
-            "version": doc["version"],
-            "enabled": doc["enabled"],
-            "created": doc["created"],
-            "updated": doc["updated"],
-            "not_before": doc["nbf"],
-            "expires": doc["exp"],
-            "tags": dict(doc["tags"]),
-        }
+    def own_fields(cls, doc: dict[str, Any]) -> tuple[Any, ...]:
+        """A kind's own fields from ``doc``, in the order they follow ``tags`` (positional:
+        this runs for every row read)."""
+        return ()
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any], what: str) -> Self:
         try:
-            return cls(**cls.fields_of(doc))
+            return cls(
+                doc["name"],
+                doc["version"],
+                doc["enabled"],
+                doc["created"],
+                doc["updated"],
+                doc["nbf"],
+                doc["exp"],
+                dict(doc["tags"]),
+                *cls.own_fields(doc),
+            )
         except (KeyError, TypeError, ValueError):
             raise IntegrityError(f"stored {what} metadata is malformed") from None
 
