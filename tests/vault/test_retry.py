@@ -78,3 +78,19 @@ async def test_a_kek_rotation_that_never_wins_is_a_conflict(kv: Kvault) -> None:
     with pytest.raises(Conflict, match="concurrently"):
         await other.barrier.rotate_kek(vault.id)
     assert storage.commits == 20
+
+
+async def test_a_purge_that_never_wins_is_a_conflict(kv: Kvault) -> None:
+    """It used to surface the storage layer's StorageConflict (an HTTP 500)."""
+    other, storage = await _contended(kv)
+    await other.secrets.set("v1", "pw", "one")
+    await other.secrets.delete("v1", "pw")
+    storage.contended = True
+    with pytest.raises(Conflict, match="concurrently"):
+        await other.secrets.purge("v1", "pw")
+    storage.contended = False
+    await other.secrets.purge("v1", "pw")
+    await other.vaults.delete("v1")
+    storage.contended = True
+    with pytest.raises(Conflict, match="concurrently"):
+        await other.vaults.purge("v1")

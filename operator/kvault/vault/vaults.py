@@ -179,17 +179,23 @@ class Vaults:
 
     async def purge(self, name: str, *, caller: Caller = LOCAL) -> None:
         """Destroy a deleted vault's KEK and rows: its data is unrecoverable afterwards."""
-        with self._core.audited(caller, name, "VaultPurge"):
-            entry = await self._core.vault_row(names.vault_name(name))
-            if entry is None or entry[1].deleted_date is None:
-                raise NotFound(f"deleted vault {name!r} was not found")
-            info = entry[1]
-            if info.purge_protection and self._core.now() < (info.scheduled_purge_date or 0):
-                raise PurgeProtected(
-                    f"vault {name!r} has purge protection; it is purged automatically after "
-                    "its retention period"
-                )
-            await self._destroy(entry[0], info)
+        core = self._core
+        with core.audited(caller, name, "VaultPurge"):
+            names.vault_name(name)
+
+            async def attempt() -> None:  # the cached record may be stale: re-read on conflict
+                entry = await core.vault_row(name)
+                if entry is None or entry[1].deleted_date is None:
+                    raise NotFound(f"deleted vault {name!r} was not found")
+                info = entry[1]
+                if info.purge_protection and core.now() < (info.scheduled_purge_date or 0):
+                    raise PurgeProtected(
+                        f"vault {name!r} has purge protection; it is purged automatically after "
+                        "its retention period"
+                    )
+                await self._destroy(entry[0], info)
+
+            await cas_retry(attempt, f"vault {name!r}", on_conflict=lambda: core.forget_vault(name))
 
     async def _destroy(self, revision: int, info: VaultInfo) -> None:
         txn = self._core.store.txn()
@@ -205,7 +211,11 @@ class Vaults:
             if (info.scheduled_purge_date or 0) <= self._core.now():
                 entry = await self._core.vault_row(info.name)
                 if entry is not None:
-                    with self._core.audited(Caller("kvault"), info.name, "VaultPurge"):
-                        await self._destroy(entry[0], entry[1])
+                    try:
+                        with self._core.audited(Caller("kvault"), info.name, "VaultPurge"):
+                            await self._destroy(entry[0], entry[1])
+                    except StorageConflict:  # changed meanwhile: the next pass decides again
+                        self._core.forget_vault(info.name)
+                        continue
                     purged.append(info.name)
         return purged

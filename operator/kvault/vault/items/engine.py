@@ -416,16 +416,20 @@ class Items(Generic[M, V, P, I, D]):
             lname = self._lname(name)
             vault = await core.active_vault(vault_name)
             self._authorize(caller, vault, self._purge, name)
-            found = await self._deleted(vault, lname)
-            if found is None:
-                raise self._deleted_not_found(name)
-            if vault.purge_protection and core.now() < (found[1].scheduled_purge_date or 0):
-                raise PurgeProtected(
-                    'Operation "purge" is not allowed because purge protection is enabled for '
-                    "this vault. Key Vault service will automatically purge it after the retention "
-                    "period has passed."
-                )
-            await self._purge_rows(vault, lname, found[0])
+
+            async def attempt() -> None:  # a concurrent recover or purge: read again
+                found = await self._deleted(vault, lname)
+                if found is None:
+                    raise self._deleted_not_found(name)
+                if vault.purge_protection and core.now() < (found[1].scheduled_purge_date or 0):
+                    raise PurgeProtected(
+                        'Operation "purge" is not allowed because purge protection is enabled '
+                        "for this vault. Key Vault service will automatically purge it after the "
+                        "retention period has passed."
+                    )
+                await self._purge_rows(vault, lname, found[0])
+
+            await self._retry(attempt)
 
     async def _purge_rows(self, vault: VaultInfo, lname: str, revision: int) -> None:
         txn = self._core.store.txn()
@@ -444,8 +448,11 @@ class Items(Generic[M, V, P, I, D]):
         for row in rows:
             head = self._codec.decode_head(row.plaintext)
             if (head.scheduled_purge_date or 0) <= core.now():
-                with core.audited(SCHEDULER, vault_name, self._purge, head.meta.name):
-                    await self._purge_rows(vault, row.suffix, row.revision)
+                try:
+                    with core.audited(SCHEDULER, vault_name, self._purge, head.meta.name):
+                        await self._purge_rows(vault, row.suffix, row.revision)
+                except StorageConflict:  # recovered meanwhile: the next pass decides again
+                    continue
                 purged.append(head.meta.name)
         return purged
 
