@@ -12,7 +12,8 @@ from typing import Any
 
 from kvault.vault import names
 from kvault.vault.core import LOCAL, Caller, Core
-from kvault.vault.items.engine import UNSET, Items
+from kvault.vault.items.base import UNSET
+from kvault.vault.items.engine import Items
 from kvault.vault.items.kind import ItemKind
 from kvault.vault.items.paging import MAX_PAGE
 from kvault.vault.items.records import Codec, ItemMeta

@@ -3,8 +3,9 @@
 - :mod:`.kind` — :class:`~.kind.ItemKind`: a kind as data (names, record codec, value and
   attribute validation, views, Azure error codes, operation names, links).
 - :mod:`.records` — the plaintext rows of any kind (version, head, deleted) and their codec.
-- :mod:`.engine` — :class:`~.engine.Items`: versions, head, attributes, tags, soft delete,
-  recover, purge, backup/restore, paging, the compare-and-set retry, authorisation and audit.
+- :mod:`.engine` — :class:`~.engine.Items`, the engine: set, get, list, versions, update;
+  on top of :mod:`.lifecycle` (soft delete, recover, purge, backup/restore) and :mod:`.base`
+  (rows read and decoded, paging, the compare-and-set retry, the authorisation step).
 - :mod:`.paging` — page sizes and continuation tokens.
 
 A new kind is a module like :mod:`kvault.vault.secrets`: an :class:`~.records.ItemMeta`
