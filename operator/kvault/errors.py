@@ -15,6 +15,11 @@ class KvaultError(Exception):
     #: A finer code for clients (Azure's ``innererror.code``), or ``None``.
     inner_code: str | None = None
 
+    @property
+    def outcome(self) -> str:
+        """What the audit log records for an operation this error ended."""
+        return self.code
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -66,11 +71,19 @@ class ForbiddenByRbac(Forbidden):
 
     inner_code = "ForbiddenByRbac"
 
+    @property
+    def outcome(self) -> str:
+        return "ForbiddenByRbac"
+
 
 class ItemDisabled(Forbidden):
-    """The item version is disabled: its value cannot be read until it is enabled again."""
+    """The item version is disabled: its value cannot be read until it is enabled again.
 
-    inner_code = "SecretDisabled"
+    ``inner_code`` is the kind's Azure code (``SecretDisabled``, ``KeyDisabled``...)."""
+
+    def __init__(self, message: str, inner_code: str) -> None:
+        super().__init__(message)
+        self.inner_code = inner_code
 
 
 class PurgeProtected(Forbidden):

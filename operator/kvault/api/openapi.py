@@ -1,4 +1,6 @@
-"""The OpenAPI 3.0 document of what this server implements (served at ``/openapi.json``).
+"""The OpenAPI 3.0 document of what this server implements (served at ``/openapi.json``),
+generated from the route tables (:mod:`kvault.api.routing`): paths, path-parameter
+patterns and operations cannot drift from what the router serves.
 
 It is the contract the fuzz tests hold the server to: every status an operation can answer
 is listed with its body schema.
@@ -7,11 +9,16 @@ is listed with its body schema.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
 from aiohttp import web
 
+from kvault.api import routes_oauth, routes_secrets
+from kvault.api.paging import MAX_RESULTS
+from kvault.api.routing import Route
 from kvault.vault.names import MAX_UNIX_TIME
 
 _REF = "#/components/schemas/"
@@ -39,24 +46,12 @@ _ERRORS = {
     "503": _json(_ref("KeyVaultError"), "A dependency is unavailable; retry later."),
 }
 
-_NAME = {
-    "name": "secret-name",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9a-zA-Z-]{1,127}$"},
-}
-_VERSION = {
-    "name": "secret-version",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-}
 _API_VERSION = {"name": "api-version", "in": "query", "schema": {"type": "string"}}
 _PAGING = [
     {
         "name": "maxresults",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 25},
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS},
     },
     {"name": "$skiptoken", "in": "query", "schema": {"type": "string"}},
 ]
@@ -241,113 +236,64 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
-_BUNDLE = {"200": _json(_ref("SecretBundle"), "The secret version, with its value.")}
-_PROPS = {"200": _json(_ref("SecretItem"), "The secret version's metadata (no value).")}
-_DELETED = {"200": _json(_ref("DeletedSecretItem"), "The deleted secret.")}
+#: Registered by :mod:`kvault.api.app`, outside the route tables.
+_INFRA: dict[str, Any] = {
+    "/healthz": {
+        "get": {
+            "operationId": "Healthz",
+            "security": [],
+            "responses": {"200": {"description": "Alive.", "content": {"text/plain": {}}}},
+        }
+    },
+    "/healthz/noop": {
+        "get": {
+            "operationId": "Noop",
+            "responses": {
+                "200": _json({"type": "object"}, "Authenticated and did nothing."),
+                "401": _ERRORS["401"],
+            },
+        }
+    },
+}
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 
-def document() -> dict[str, Any]:
-    paths: dict[str, Any] = {
-        "/secrets/{secret-name}": {
-            "put": _op("SetSecret", _BUNDLE, params=[_NAME], body="SecretSetParameters"),
-            "delete": _op("DeleteSecret", _DELETED, params=[_NAME]),
-        },
-        "/secrets/{secret-name}/": {
-            "get": _op("GetSecretLatest", _BUNDLE, params=[_NAME]),
-            "patch": _op(
-                "UpdateSecretLatest", _PROPS, params=[_NAME], body="SecretUpdateParameters"
-            ),
-        },
-        "/secrets/{secret-name}/{secret-version}": {
-            "get": _op("GetSecret", _BUNDLE, params=[_NAME, _VERSION]),
-            "patch": _op(
-                "UpdateSecret", _PROPS, params=[_NAME, _VERSION], body="SecretUpdateParameters"
-            ),
-        },
-        "/secrets": {
-            "get": _op(
-                "GetSecrets",
-                {"200": _json(_ref("SecretListResult"), "A page of secrets.")},
-                params=_PAGING,
-            )
-        },
-        "/secrets/{secret-name}/versions": {
-            "get": _op(
-                "GetSecretVersions",
-                {"200": _json(_ref("SecretListResult"), "A page of versions.")},
-                params=[_NAME, *_PAGING],
-            )
-        },
-        "/secrets/{secret-name}/backup": {
-            "post": _op(
-                "BackupSecret",
-                {"200": _json(_ref("BackupSecretResult"), "An opaque backup blob.")},
-                params=[_NAME],
-            )
-        },
-        "/secrets/restore": {
-            "post": _op("RestoreSecret", _PROPS, body="SecretRestoreParameters"),
-        },
-        "/deletedsecrets": {
-            "get": _op(
-                "GetDeletedSecrets",
-                {"200": _json(_ref("DeletedSecretListResult"), "A page of deleted secrets.")},
-                params=_PAGING,
-            )
-        },
-        "/deletedsecrets/{secret-name}": {
-            "get": _op("GetDeletedSecret", _DELETED, params=[_NAME]),
-            "delete": _op(
-                "PurgeDeletedSecret", {"204": {"description": "Purged."}}, params=[_NAME]
-            ),
-        },
-        "/deletedsecrets/{secret-name}/recover": {
-            "post": _op("RecoverDeletedSecret", _PROPS, params=[_NAME]),
-        },
-        "/healthz": {
-            "get": {
-                "operationId": "Healthz",
-                "security": [],
-                "responses": {"200": {"description": "Alive.", "content": {"text/plain": {}}}},
-            }
-        },
-        "/healthz/noop": {
-            "get": {
-                "operationId": "Noop",
-                "responses": {
-                    "200": _json({"type": "object"}, "Authenticated and did nothing."),
-                    "401": _ERRORS["401"],
-                },
-            }
-        },
-        "/{tenant}/oauth2/v2.0/token": {
-            "post": {
-                "operationId": "Token",
-                "security": [],
-                "parameters": [
-                    {
-                        "name": "tenant",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9.-]{1,64}$"},
-                    }
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {"schema": _ref("TokenRequest")}
-                    },
-                },
-                "responses": {
-                    "200": _json(_ref("TokenResponse"), "An access token."),
-                    **{
-                        code: _json(_ref("OAuthError"), "OAuth error (RFC 6749 5.2).")
-                        for code in ("400", "401", "503")
-                    },
-                },
-            }
-        },
+def operation(route: Route) -> dict[str, Any]:
+    """The OpenAPI operation of a Key Vault route: its path parameters, paging, body, the
+    success responses it declares and every error status."""
+    if route.spec is not None:
+        return dict(route.spec)
+    params = [dict(route.params[p]) for p in _PATH_PARAM.findall(route.path)]
+    ok = {
+        status: _json(_ref(schema), text) if schema else {"description": text}
+        for status, (schema, text) in route.ok.items()
     }
+    return _op(
+        route.operation_id or "",
+        ok,
+        params=[*params, *(_PAGING if route.paging else [])],
+        body=route.body,
+    )
+
+
+def document_path(route: Route) -> str:
+    """``/secrets/{name}`` as the document spells it: ``/secrets/{secret-name}``."""
+
+    def rename(m: re.Match[str]) -> str:
+        param = route.params.get(m.group(1))
+        return "{" + (param["name"] if param else m.group(1)) + "}"
+
+    return _PATH_PARAM.sub(rename, route.path)
+
+
+def document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
+    """The document of ``routes`` (default: every route module's table)."""
+    paths: dict[str, Any] = {}
+    for route in routes_secrets.ROUTES + routes_oauth.ROUTES if routes is None else routes:
+        if route.operation_id is None and route.spec is None:
+            continue  # an alias of a documented route
+        paths.setdefault(document_path(route), {})[route.method.lower()] = operation(route)
+    paths.update(_INFRA)
     return {
         "openapi": "3.0.3",
         "info": {

@@ -10,8 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
+from kvault.api import routing
 from kvault.api.auth import PUBLIC, safe_host
 from kvault.api.config import CONFIG
+from kvault.api.routing import Route
 
 log = logging.getLogger("kvault.api")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -62,11 +64,50 @@ async def openid_configuration(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/{tenant}/oauth2/v2.0/token", token, name=PUBLIC + "token")
-    r.add_get(
+_TOKEN_SPEC: dict[str, Any] = {
+    "operationId": "Token",
+    "security": [],
+    "parameters": [
+        {
+            "name": "tenant",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9.-]{1,64}$"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {_FORM: {"schema": {"$ref": "#/components/schemas/TokenRequest"}}},
+    },
+    "responses": {
+        "200": {
+            "description": "An access token.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}
+            },
+        },
+        **{
+            code: {
+                "description": "OAuth error (RFC 6749 5.2).",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}
+                },
+            }
+            for code in ("400", "401", "503")
+        },
+    },
+}
+
+ROUTES = (
+    Route("POST", "/{tenant}/oauth2/v2.0/token", token, name=PUBLIC + "token", spec=_TOKEN_SPEC),
+    Route(
+        "GET",
         "/{tenant}/v2.0/.well-known/openid-configuration",
         openid_configuration,
         name=PUBLIC + "openid-configuration",
-    )
+    ),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    routing.add_routes(app, ROUTES)

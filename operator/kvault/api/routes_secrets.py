@@ -1,86 +1,22 @@
 """The secrets operations of the Key Vault REST API, each: resolve vault, authorise, run.
 
 Authorisation runs before the body is read, so a caller without the right learns nothing
-about what their request would have done; every denial is audited like an operation.
+about what their request would have done; every denial is audited like an operation (by
+the domain). :data:`ROUTES` is the one list of these routes: the router and
+``/openapi.json`` are both built from it.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from kvault.api import bodies, paging, shapes
-from kvault.api.auth import PRINCIPAL, safe_host
-from kvault.api.config import CONFIG
-from kvault.api.errors import VaultNotFound
-from kvault.api.hosts import vault_for_host
-from kvault.api.middleware import REQUEST_ID
-from kvault.audit.event import AuditEvent
-from kvault.errors import BadParameter, ForbiddenByRbac, IntegrityError, NotFound
-from kvault.identity.rbac import authorize
-from kvault.vault.core import Caller
-from kvault.vault.service import Kvault
-
-_JSON = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    kv: Kvault
-    vault: str
-    base: str  # https://host[:port], the prefix of every id
-    caller: Caller
-
-
-async def begin(request: web.Request, operation: str, name: str | None = None) -> Call:
-    """The vault the Host names, after checking the caller may run ``operation`` on it."""
-    config = request.app[CONFIG]
-    host = safe_host(request)
-    vault = vault_for_host(host, config.default_vault)
-    if vault is None:
-        raise VaultNotFound(f"no vault is addressed by host {host!r}")
-    try:
-        info = await config.kv.core.active_vault(vault)
-    except NotFound:
-        raise VaultNotFound(f"vault {vault!r} was not found") from None
-    principal = request[PRINCIPAL]
-    caller = Caller(principal.name, request[REQUEST_ID])
-    try:
-        authorize(
-            principal,
-            info.role_assignments,
-            operation,
-            vault=vault,
-            item=None if name is None else f"secrets/{name}",
-        )
-    except ForbiddenByRbac:
-        config.kv.core.auditor.record(
-            AuditEvent(
-                caller.principal,
-                vault,
-                operation,
-                "ForbiddenByRbac",
-                name or "",
-                "",
-                caller.request_id,
-            )
-        )
-        raise
-    return Call(config.kv, vault, "https://" + host, caller)
-
-
-def ok(doc: Any) -> web.Response:
-    return web.Response(body=json.dumps(doc).encode(), content_type=_JSON)
-
-
-def _page(request: web.Request, call: Call, items: list[Any], token: str | None) -> web.Response:
-    size = paging.max_results(request.query)
-    link = paging.next_link(call.base, request.path, request.query, token, size)
-    return ok({"value": items, "nextLink": link})
-
+from kvault.api import bodies, paging, routing, shapes
+from kvault.api.request import begin, ok
+from kvault.api.request import page as _page
+from kvault.api.routing import Route, item_params
+from kvault.errors import BadParameter, IntegrityError
 
 # -- /secrets ---------------------------------------------------------------------------------
 
@@ -227,21 +163,106 @@ async def purge_deleted(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+_P = item_params("secret")
+_BUNDLE = {"200": ("SecretBundle", "The secret version, with its value.")}
+_PROPS = {"200": ("SecretItem", "The secret version's metadata (no value).")}
+_DELETED = {"200": ("DeletedSecretItem", "The deleted secret.")}
+_LIST = {"200": ("SecretListResult", "A page of secrets.")}
+
+#: In registration order: specific paths before patterns (``/secrets/restore``,
+#: ``.../versions``).
+ROUTES = (
+    Route(
+        "POST",
+        "/secrets/restore",
+        restore_secret,
+        "RestoreSecret",
+        _PROPS,
+        body="SecretRestoreParameters",
+    ),
+    Route("GET", "/secrets", list_secrets, "GetSecrets", _LIST, paging=True),
+    Route("GET", "/secrets/", list_secrets),
+    Route(
+        "GET",
+        "/secrets/{name}/versions",
+        list_versions,
+        "GetSecretVersions",
+        {"200": ("SecretListResult", "A page of versions.")},
+        _P,
+        paging=True,
+    ),
+    Route(
+        "POST",
+        "/secrets/{name}/backup",
+        backup_secret,
+        "BackupSecret",
+        {"200": ("BackupSecretResult", "An opaque backup blob.")},
+        _P,
+    ),
+    Route(
+        "PUT", "/secrets/{name}", set_secret, "SetSecret", _BUNDLE, _P, body="SecretSetParameters"
+    ),
+    Route("DELETE", "/secrets/{name}", delete_secret, "DeleteSecret", _DELETED, _P),
+    Route("GET", "/secrets/{name}", get_secret, allow_head=False),
+    Route("PATCH", "/secrets/{name}", update_secret),
+    Route("GET", "/secrets/{name}/", get_secret, "GetSecretLatest", _BUNDLE, _P, allow_head=False),
+    Route(
+        "PATCH",
+        "/secrets/{name}/",
+        update_secret,
+        "UpdateSecretLatest",
+        _PROPS,
+        _P,
+        body="SecretUpdateParameters",
+    ),
+    Route(
+        "GET", "/secrets/{name}/{version}", get_secret, "GetSecret", _BUNDLE, _P, allow_head=False
+    ),
+    Route(
+        "PATCH",
+        "/secrets/{name}/{version}",
+        update_secret,
+        "UpdateSecret",
+        _PROPS,
+        _P,
+        body="SecretUpdateParameters",
+    ),
+    Route(
+        "GET",
+        "/deletedsecrets",
+        list_deleted,
+        "GetDeletedSecrets",
+        {"200": ("DeletedSecretListResult", "A page of deleted secrets.")},
+        paging=True,
+    ),
+    Route("GET", "/deletedsecrets/", list_deleted),
+    Route(
+        "GET",
+        "/deletedsecrets/{name}",
+        get_deleted,
+        "GetDeletedSecret",
+        _DELETED,
+        _P,
+        allow_head=False,
+    ),
+    Route(
+        "DELETE",
+        "/deletedsecrets/{name}",
+        purge_deleted,
+        "PurgeDeletedSecret",
+        {"204": ("", "Purged.")},
+        _P,
+    ),
+    Route(
+        "POST",
+        "/deletedsecrets/{name}/recover",
+        recover_deleted,
+        "RecoverDeletedSecret",
+        _PROPS,
+        _P,
+    ),
+)
+
+
 def add_routes(app: web.Application) -> None:
-    """Specific paths before patterns (``/secrets/restore``, ``.../versions``)."""
-    r = app.router
-    r.add_post("/secrets/restore", restore_secret)
-    r.add_get("/secrets", list_secrets)
-    r.add_get("/secrets/", list_secrets)
-    r.add_get("/secrets/{name}/versions", list_versions)
-    r.add_post("/secrets/{name}/backup", backup_secret)
-    r.add_put("/secrets/{name}", set_secret)
-    r.add_delete("/secrets/{name}", delete_secret)
-    for path in ("/secrets/{name}", "/secrets/{name}/", "/secrets/{name}/{version}"):
-        r.add_get(path, get_secret, allow_head=False)
-        r.add_patch(path, update_secret)
-    r.add_get("/deletedsecrets", list_deleted)
-    r.add_get("/deletedsecrets/", list_deleted)
-    r.add_get("/deletedsecrets/{name}", get_deleted, allow_head=False)
-    r.add_delete("/deletedsecrets/{name}", purge_deleted)
-    r.add_post("/deletedsecrets/{name}/recover", recover_deleted)
+    routing.add_routes(app, ROUTES)

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kvault.barrier import envelope, portable
+from kvault.barrier import envelope, portable, rows
 from kvault.barrier.context import Context
 from kvault.barrier.keyring import Keyring, StoredKeyring, kek_aad
+from kvault.barrier.retry import cas_retry
+from kvault.barrier.view import SealedView, Txn
 from kvault.errors import Conflict, IntegrityError, NotFound, StorageConflict
 from kvault.hsm.base import HSM
-from kvault.storage.base import ABSENT, Delete, Op, Put, Storage
+from kvault.storage.base import ABSENT, Delete, Put, Storage
 
-KEYRING_PREFIX = "sys/kek/"
-
-
-def keyring_key(vault_id: str) -> str:
-    return KEYRING_PREFIX + vault_id
+KEYRING_PREFIX = rows.KEYRINGS
+keyring_key = rows.keyring
 
 
 class Barrier:
@@ -34,6 +32,7 @@ class Barrier:
         self._keyrings: dict[str, Keyring] = {}
         self._loading: dict[str, asyncio.Lock] = {}
         self._deks = envelope.DekCache()
+        self.view = SealedView(storage, self)
 
     # -- keyrings -------------------------------------------------------------------------
 
@@ -55,7 +54,8 @@ class Barrier:
 
     async def rotate_kek(self, vault_id: str) -> int:
         """Add a new KEK term for new data; older terms stay for reading. Returns the term."""
-        while True:
+
+        async def attempt() -> int:
             row = await self._storage.get(keyring_key(vault_id))
             if row is None:
                 raise NotFound(f"vault {vault_id} has no keyring")
@@ -63,20 +63,13 @@ class Barrier:
             term = max(stored.wrapped) + 1
             kek = AESGCM.generate_key(256)
             wrapped = {**stored.wrapped, term: await self._hsm.wrap(kek, kek_aad(vault_id, term))}
-            try:
-                await self._storage.commit(
-                    [
-                        Put(
-                            keyring_key(vault_id),
-                            StoredKeyring(term, wrapped).encode(),
-                            expect=row.revision,
-                        )
-                    ]
-                )
-            except StorageConflict:
-                continue
-            self._keyrings.pop(vault_id, None)
+            encoded = StoredKeyring(term, wrapped).encode()
+            await self._storage.commit([Put(keyring_key(vault_id), encoded, row.revision)])
             return term
+
+        term = await cas_retry(attempt, f"the keyring of vault {vault_id}")
+        self._keyrings.pop(vault_id, None)
+        return term
 
     async def rotate_root(self) -> str:
         """Make a new HSM root key active and rewrap every vault's KEKs under it."""
@@ -91,7 +84,7 @@ class Barrier:
             start_after = rows[-1].key
 
     async def _rewrap(self, vault_id: str, root: str) -> None:
-        while True:
+        async def attempt() -> None:
             row = await self._storage.get(keyring_key(vault_id))
             if row is None:
                 return
@@ -103,26 +96,18 @@ class Barrier:
                     continue
                 kek = await self._hsm.unwrap(w, kek_aad(vault_id, term))
                 wrapped[term] = await self._hsm.wrap(kek, kek_aad(vault_id, term))
-            try:
-                await self._storage.commit(
-                    [
-                        Put(
-                            keyring_key(vault_id),
-                            StoredKeyring(stored.active, wrapped).encode(),
-                            expect=row.revision,
-                        )
-                    ]
-                )
-                return
-            except StorageConflict:
-                continue
+            encoded = StoredKeyring(stored.active, wrapped).encode()
+            await self._storage.commit([Put(keyring_key(vault_id), encoded, row.revision)])
 
-    async def destroy(self, vault_id: str, also: Sequence[Op] = ()) -> None:
+        await cas_retry(attempt, f"the keyring of vault {vault_id}")
+
+    async def destroy(self, vault_id: str, also: Txn | None = None) -> None:
         """Crypto-shred a vault: delete its keyring (and, atomically, the ops in ``also``).
 
         Afterwards no row sealed for the vault can be opened, with or without the root key.
         """
-        await self._storage.commit([*also, Delete(keyring_key(vault_id))])
+        ops = [] if also is None else list(also.ops)
+        await self._storage.commit([*ops, Delete(keyring_key(vault_id))])
         self._keyrings.pop(vault_id, None)
         self._deks.clear()
 

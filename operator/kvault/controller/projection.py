@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvault.audit.event import AuditEvent
 from kvault.controller import kubeops, metrics
 from kvault.controller.conditions import condition, now_iso, reason_of
 from kvault.controller.render import TemplateError, content_hash, render
@@ -37,7 +36,6 @@ from kvault.controller.settings import (
 from kvault.controller.vaults import domain_name
 from kvault.errors import ForbiddenByRbac, ItemDisabled, KvaultError, NotFound
 from kvault.identity.model import Principal, service_account
-from kvault.identity.rbac import authorize
 from kvault.kube.client import KubeApiError, KubeClient
 from kvault.vault.core import Caller
 from kvault.vault.model import VaultInfo
@@ -201,20 +199,12 @@ class Projector:
     def _authorize(
         self, plan: Plan, who: Principal, info: VaultInfo, operation: str, item: str | None
     ) -> None:
+        caller = Caller.of(who, f"vaultsecret/{plan.namespace}/{plan.name}")
         try:
-            authorize(who, info.role_assignments, operation, vault=plan.vault, item=item)
-        except ForbiddenByRbac:
-            self.kv.core.auditor.record(
-                AuditEvent(
-                    who.name,
-                    plan.vault,
-                    operation,
-                    "ForbiddenByRbac",
-                    (item or "").removeprefix("secrets/"),
-                    "",
-                    f"vaultsecret/{plan.namespace}/{plan.name}",
-                )
+            self.kv.authorize(
+                caller, info, operation, None if item is None else item.removeprefix("secrets/")
             )
+        except ForbiddenByRbac:
             metrics.DENIALS.inc()
             what = f"secret {item.removeprefix('secrets/')!r}" if item else "the list of secrets"
             need = "getSecret" if operation == "SecretGet" else "readMetadata at vault scope"
@@ -228,7 +218,7 @@ class Projector:
     async def _read(self, plan: Plan) -> tuple[dict[str, str], dict[str, str]]:
         """Projected values by secretKey, and the versions read."""
         try:
-            info = await self.kv.core.active_vault(plan.vault)
+            info = await self.kv.vault(plan.vault)
         except NotFound:
             raise Refused(
                 "VaultNotFound", f"vault {plan.vault_ref} ({plan.vault}) was not found", drop=False
@@ -241,7 +231,7 @@ class Projector:
                 drop=False,
             )
         who = principal_for(plan.namespace, plan.sa)
-        caller = Caller(who.name, f"vaultsecret/{plan.namespace}/{plan.name}")
+        caller = Caller.of(who, f"vaultsecret/{plan.namespace}/{plan.name}")
         wanted: list[tuple[str, str, str]] = list(plan.items)
         for source in plan.data_from:
             self._authorize(plan, who, info, "SecretList", None)

@@ -21,7 +21,6 @@ from kvault.controller.settings import (
 from kvault.errors import BadParameter, KvaultError, NotFound
 from kvault.identity.model import RoleAssignment
 from kvault.kube.client import KubeClient
-from kvault.vault import layout
 from kvault.vault.core import Caller
 from kvault.vault.model import VaultInfo
 from kvault.vault.service import Kvault
@@ -74,9 +73,9 @@ async def provision(kv: Kvault, name: str, spec: Mapping[str, Any], ns: str) -> 
     roles = assignments(spec, ns)
     retention = int(spec.get("softDeleteRetentionInDays", 90))
     purge_protection = bool(spec.get("purgeProtection", False))
-    entry = await kv.core.vault_row(name)
+    found = await kv.vaults.find(name)
     action = "unchanged"
-    if entry is None:
+    if found is None:
         info = await kv.vaults.create(
             name,
             sku=str(spec.get("sku", "standard")),
@@ -86,10 +85,10 @@ async def provision(kv: Kvault, name: str, spec: Mapping[str, Any], ns: str) -> 
             caller=OPERATOR,
         )
         return Provisioned(info, "created")
-    if entry[1].deleted_date is not None:
+    if found.deleted_date is not None:
         await kv.vaults.recover(name, caller=OPERATOR)
         action = "recovered"
-    current = await kv.core.active_vault(name)
+    current = await kv.vault(name)
     changed = tuple(roles) != tuple(
         RoleAssignment(r.principal, r.role, r.scope) for r in current.role_assignments
     ) or (purge_protection and not current.purge_protection)
@@ -106,9 +105,7 @@ async def provision(kv: Kvault, name: str, spec: Mapping[str, Any], ns: str) -> 
 
 async def item_counts(kv: Kvault, info: VaultInfo) -> dict[str, int]:
     """Counted from row keys alone: nothing is decrypted."""
-    secrets = await kv.storage.list(layout.heads(info.id))
-    deleted = await kv.storage.list(layout.deleted(info.id))
-    return {"secrets": len(secrets), "deletedSecrets": len(deleted)}
+    return await kv.item_counts(info)
 
 
 async def publish(kube: KubeClient, body: Mapping[str, Any], options: Options) -> None:

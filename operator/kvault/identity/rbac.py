@@ -55,20 +55,34 @@ ROLE_DATA_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 ROLES = tuple(ROLE_DATA_ACTIONS)
 
-#: Audited operation name -> the data action it needs.
+#: Per item kind (the title of its operation names): the plural that names its data
+#: actions, and the data action of each operation verb (Azure's permission model). Keys and
+#: certificates add their tables when they become kinds.
+KIND_ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "Secret": (
+        "secrets",
+        {
+            "Get": "getSecret/action",
+            "Set": "setSecret/action",
+            "List": "readMetadata/action",
+            "ListVersions": "readMetadata/action",
+            "GetDeleted": "readMetadata/action",
+            "ListDeleted": "readMetadata/action",
+            "Update": "update/action",
+            "Delete": "delete",
+            "Recover": "recover/action",
+            "Purge": "purge/action",
+            "Backup": "backup/action",
+            "Restore": "restore/action",
+        },
+    ),
+}
+
+#: Audited operation name (``SecretGet``) -> the data action it needs.
 OPERATION_ACTIONS: dict[str, str] = {
-    "SecretGet": f"{_KV}/secrets/getSecret/action",
-    "SecretSet": f"{_KV}/secrets/setSecret/action",
-    "SecretList": f"{_KV}/secrets/readMetadata/action",
-    "SecretListVersions": f"{_KV}/secrets/readMetadata/action",
-    "SecretGetDeleted": f"{_KV}/secrets/readMetadata/action",
-    "SecretListDeleted": f"{_KV}/secrets/readMetadata/action",
-    "SecretUpdate": f"{_KV}/secrets/update/action",
-    "SecretDelete": f"{_KV}/secrets/delete",
-    "SecretRecover": f"{_KV}/secrets/recover/action",
-    "SecretPurge": f"{_KV}/secrets/purge/action",
-    "SecretBackup": f"{_KV}/secrets/backup/action",
-    "SecretRestore": f"{_KV}/secrets/restore/action",
+    title + verb: f"{_KV}/{plural}/{action}"
+    for title, (plural, verbs) in KIND_ACTIONS.items()
+    for verb, action in verbs.items()
 }
 
 
@@ -114,7 +128,7 @@ def authorize(
 ) -> None:
     """Allow ``operation`` (an audited operation name) or raise :class:`ForbiddenByRbac`.
 
-    ``item`` is ``secrets/NAME`` for operations on one item, ``None`` for listings.
+    ``item`` is ``PLURAL/NAME`` (``secrets/db``) for one item, ``None`` for listings.
     """
     if principal.superuser:
         return

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kvault.barrier import rows
 from kvault.barrier.barrier import Barrier
 from kvault.barrier.context import Context
 from kvault.errors import IntegrityError, StorageConflict
 from kvault.identity import jws
 from kvault.storage.base import ABSENT, Put, Row, Storage
 
-ROW = "sys/identity/signing-key"
+ROW = rows.SIGNING_KEY
 CONTEXT = Context("sys", "signing-key", "jwt")
 #: Keys kept after a rotation (the active one included), so recent tokens keep verifying.
 KEEP = 3

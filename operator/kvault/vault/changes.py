@@ -8,15 +8,10 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-#: Audited operations that change what a reader would see.
-MUTATIONS = frozenset(
+#: Vault operations that change what a reader would see; each item kind adds its own
+#: (:attr:`kvault.vault.items.kind.ItemKind.mutations`).
+VAULT_MUTATIONS = frozenset(
     {
-        "SecretSet",
-        "SecretUpdate",
-        "SecretDelete",
-        "SecretRecover",
-        "SecretPurge",
-        "SecretRestore",
         "VaultCreate",
         "VaultUpdate",
         "VaultDelete",

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from kvault.audit.event import AuditEvent, Auditor, NullAuditor
 from kvault.barrier.barrier import Barrier
 from kvault.barrier.context import Context
+from kvault.barrier.view import SealedView
 from kvault.errors import KvaultError, NotFound
-from kvault.storage.base import Row, Storage
+from kvault.identity.model import Principal
 from kvault.vault import layout
-from kvault.vault.changes import MUTATIONS, Change, ChangeFeed
+from kvault.vault.changes import VAULT_MUTATIONS, Change, ChangeFeed
 from kvault.vault.model import VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
 from kvault.vault.records import decode_vault
@@ -21,10 +22,21 @@ from kvault.vault.records import decode_vault
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who asks (for the audit log); the data plane fills it from the verified token."""
+    """Who asks: the name for the audit log, the request id, and the verified identity that
+    item operations are authorised against.
+
+    ``identity`` is ``None`` only for kvault's own in-process callers (tools, schedulers, the
+    operator provisioning vaults, tests): they are trusted. The data plane and projections
+    always pass the identity (:meth:`of`).
+    """
 
     principal: str = "local"
     request_id: str = ""
+    identity: Principal | None = None
+
+    @classmethod
+    def of(cls, identity: Principal, request_id: str) -> Caller:
+        return cls(identity.name, request_id, identity)
 
 
 LOCAL = Caller()
@@ -40,12 +52,13 @@ class Outcome:
 
 @dataclass(slots=True)
 class Core:
-    storage: Storage
     barrier: Barrier
     auditor: Auditor = field(default_factory=NullAuditor)
     clock: Callable[[], float] = time.time
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    #: Audited operations published on ``changes`` (the kinds add theirs).
+    mutations: frozenset[str] = VAULT_MUTATIONS
     _vaults: dict[str, tuple[int, VaultInfo]] = field(default_factory=dict)
 
     def now(self) -> int:
@@ -60,16 +73,17 @@ class Core:
         try:
             yield outcome
         except KvaultError as exc:
-            self._record(caller, vault, operation, outcome, exc.code)
+            self.record(caller, vault, operation, outcome, exc.outcome)
             raise
         except BaseException:
-            self._record(caller, vault, operation, outcome, "InternalError")
+            self.record(caller, vault, operation, outcome, "InternalError")
             raise
-        self._record(caller, vault, operation, outcome, "ok")
-        if operation in MUTATIONS:
+        self.record(caller, vault, operation, outcome, "ok")
+        if operation in self.mutations:
             self.changes.publish(Change(vault, operation, outcome.item, outcome.version))
 
-    def _record(self, caller: Caller, vault: str, op: str, outcome: Outcome, result: str) -> None:
+    def record(self, caller: Caller, vault: str, op: str, outcome: Outcome, result: str) -> None:
+        """One audit line (also for a denial before any operation ran)."""
         self.auditor.record(
             AuditEvent(
                 caller.principal,
@@ -82,12 +96,14 @@ class Core:
             )
         )
 
-    async def read(self, key: str, ctx: Context) -> tuple[Row, bytes] | None:
-        """A row and its opened plaintext, or ``None`` when absent."""
-        row = await self.storage.get(key)
-        if row is None:
-            return None
-        return row, await self.barrier.open(ctx, row.value)
+    @property
+    def store(self) -> SealedView:
+        """Storage as the domain sees it: sealed on the way in, opened on the way out."""
+        return self.barrier.view
+
+    async def read(self, key: str, ctx: Context) -> tuple[int, bytes] | None:
+        """A row's revision and opened plaintext, or ``None`` when absent."""
+        return await self.barrier.view.get(key, ctx)
 
     async def vault_row(self, name: str) -> tuple[int, VaultInfo] | None:
         """The vault record and its revision, from cache after the first read."""
@@ -98,7 +114,7 @@ class Core:
         found = await self.read(key, ctx)
         if found is None:
             return None
-        entry = (found[0].revision, decode_vault(found[1]))
+        entry = (found[0], decode_vault(found[1]))
         self._vaults[name] = entry
         return entry
 

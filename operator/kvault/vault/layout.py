@@ -1,44 +1,78 @@
-"""Where each record lives in storage, and what its ciphertext is bound to.
+"""Where each record lives (row keys from :mod:`kvault.barrier.rows`) and what its ciphertext
+is bound to.
 
 Row keys use the lower-cased item name (names are case-insensitive); the barrier context
-repeats vault id, kind, name and version, so a row copied to another key fails to open.
+repeats vault id, kind, name and version, so a row copied to another key fails to open. The
+context kinds of an item kind ``k`` are ``k`` (head), ``k-version`` and ``deleted-k``: the
+persisted format, unchanged since the first release for secrets.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from kvault.barrier import rows
 from kvault.barrier.context import Context
 
-SYSTEM = "sys"
-VAULTS = "sys/vault/"
+SYSTEM = rows.SYSTEM
+VAULTS = rows.VAULTS
 
 
 def vault_row(name: str) -> tuple[str, Context]:
-    return VAULTS + name, Context(SYSTEM, "vault", name)
+    return rows.vault_record(name), Context(SYSTEM, "vault", name)
 
 
 def vault_prefix(vault_id: str) -> str:
-    return f"v/{vault_id}/"
+    return rows.vault_items(vault_id)
 
 
-def heads(vault_id: str) -> str:
-    return f"v/{vault_id}/s/"
+@dataclass(frozen=True, slots=True)
+class KindLayout:
+    """The rows and contexts of one item kind."""
+
+    kind: str
+    rows: rows.ItemRows
+
+    @classmethod
+    def of(cls, kind: str) -> KindLayout:
+        return cls(kind, rows.ITEM_ROWS[kind])
+
+    def heads(self, vault_id: str) -> str:
+        return self.rows.head_prefix(vault_id)
+
+    def head_context(self, vault_id: str, lname: str) -> Context:
+        return Context(vault_id, self.kind, lname)
+
+    def head_row(self, vault_id: str, lname: str) -> tuple[str, Context]:
+        return self.heads(vault_id) + lname, Context(vault_id, self.kind, lname)
+
+    def deleted(self, vault_id: str) -> str:
+        return self.rows.deleted_prefix(vault_id)
+
+    def deleted_context(self, vault_id: str, lname: str) -> Context:
+        return Context(vault_id, "deleted-" + self.kind, lname)
+
+    def deleted_row(self, vault_id: str, lname: str) -> tuple[str, Context]:
+        return self.deleted(vault_id) + lname, self.deleted_context(vault_id, lname)
+
+    def versions(self, vault_id: str, lname: str) -> str:
+        return self.rows.version_prefix(vault_id, lname)
+
+    def version_context(self, vault_id: str, lname: str, version: str) -> Context:
+        return Context(vault_id, self.kind + "-version", lname, version)
+
+    def version_row(self, vault_id: str, lname: str, version: str) -> tuple[str, Context]:
+        return (
+            self.versions(vault_id, lname) + version,
+            self.version_context(vault_id, lname, version),
+        )
 
 
-def head_row(vault_id: str, lname: str) -> tuple[str, Context]:
-    return heads(vault_id) + lname, Context(vault_id, "secret", lname)
-
-
-def deleted(vault_id: str) -> str:
-    return f"v/{vault_id}/ds/"
-
-
-def deleted_row(vault_id: str, lname: str) -> tuple[str, Context]:
-    return deleted(vault_id) + lname, Context(vault_id, "deleted-secret", lname)
-
-
-def versions(vault_id: str, lname: str) -> str:
-    return f"v/{vault_id}/sv/{lname}/"
-
-
-def version_row(vault_id: str, lname: str, version: str) -> tuple[str, Context]:
-    return versions(vault_id, lname) + version, Context(vault_id, "secret-version", lname, version)
+SECRETS = KindLayout.of("secret")
+# The secrets' rows by their historical names (tests and tools address rows directly).
+heads = SECRETS.heads
+head_row = SECRETS.head_row
+deleted = SECRETS.deleted
+deleted_row = SECRETS.deleted_row
+versions = SECRETS.versions
+version_row = SECRETS.version_row

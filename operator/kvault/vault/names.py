@@ -22,8 +22,8 @@ RETENTION_DAYS = range(7, 91)
 MAX_UNIX_TIME = 253_402_300_799
 
 
-def item_name(name: str, kind: str = "secret") -> str:
-    """Return the storage form of a name (names are case-insensitive, as in Azure)."""
+def item_name(name: str, kind: str) -> str:
+    """Return the storage form of a ``kind`` item's name (case-insensitive, as in Azure)."""
     if not isinstance(name, str) or not ITEM_NAME.fullmatch(name):
         raise BadParameter(
             f"invalid {kind} name {name!r}: use 1-127 characters of letters, digits and hyphens"

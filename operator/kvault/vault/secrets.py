@@ -1,127 +1,87 @@
-"""Secrets with Azure Key Vault semantics: versions, attributes, soft delete, backup/restore.
+"""Secrets: a thin kind on the items engine (:mod:`kvault.vault.items`).
 
-Every operation checks its input before touching storage, writes with compare-and-set in one
-atomic commit, and is audited (never with a value).
+A secret's value is a string (UTF-8, at most the configured size); its own metadata field
+is ``contentType``. Everything else (versions, soft delete, backup...) is the engine's.
 """
 
 from __future__ import annotations
 
-import base64
-import builtins
-import json
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from kvault.barrier.context import Context
-from kvault.errors import (
-    BadParameter,
-    Conflict,
-    DeletedButRecoverable,
-    IntegrityError,
-    ItemDisabled,
-    NotFound,
-    PurgeProtected,
-    StorageConflict,
-)
-from kvault.storage.base import ABSENT, Check, Delete, DeletePrefix, Op, Put
-from kvault.vault import layout, names
+from kvault.vault import names
 from kvault.vault.core import LOCAL, Caller, Core
-from kvault.vault.model import DeletedSecret, Page, Secret, SecretProperties, VaultInfo
-from kvault.vault.records import HeadRecord, VersionMeta, VersionRecord
+from kvault.vault.items.base import UNSET
+from kvault.vault.items.engine import Items
+from kvault.vault.items.kind import ItemKind
+from kvault.vault.items.paging import MAX_PAGE
+from kvault.vault.items.records import Codec, ItemMeta
+from kvault.vault.model import DeletedSecret, Secret, SecretProperties, VaultInfo
 
-T = TypeVar("T")
-_DAY = 86400
-_RETRIES = 20
-MAX_PAGE = 25
-BACKUP_PURPOSE = "secret-backup"
-_UNSET: Any = object()
-
-
-def _not_found(name: str) -> NotFound:
-    return NotFound(f"A secret with (name/id) {name} was not found in this key vault.")
+__all__ = ["MAX_PAGE", "SECRET", "SecretMeta", "Secrets"]
 
 
-def _deleted_not_found(name: str) -> NotFound:
-    return NotFound(f"Deleted secret {name} was not found in this key vault.")
+@dataclass(frozen=True, slots=True)
+class SecretMeta(ItemMeta):
+    content_type: str | None = None
 
+    def to_doc(self) -> dict[str, Any]:
+        return {**ItemMeta.to_doc(self), "contentType": self.content_type}
 
-def _page_size(max_results: int | None) -> int:
-    if max_results is None:
-        return MAX_PAGE
-    if isinstance(max_results, bool) or not isinstance(max_results, int):
-        raise BadParameter("maxresults must be an integer")
-    if not 1 <= max_results <= MAX_PAGE:
-        raise BadParameter(f"maxresults must be 1-{MAX_PAGE}, got {max_results}")
-    return max_results
+    @classmethod
+    def own_fields(cls, doc: dict[str, Any]) -> tuple[Any, ...]:
+        return (doc["contentType"],)
 
-
-def _token(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-
-
-class Secrets:
-    def __init__(self, core: Core) -> None:
-        self._core = core
-
-    # -- helpers --------------------------------------------------------------------------
-
-    async def _retry(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run a read-modify-write until its compare-and-set holds."""
-        for _ in range(_RETRIES):
-            try:
-                return await attempt()
-            except StorageConflict:
-                continue
-        raise Conflict("the secret is being changed concurrently; retry the request")
-
-    async def _head(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord] | None:
-        key, ctx = layout.head_row(vault.id, lname)
-        found = await self._core.read(key, ctx)
-        return None if found is None else (found[0].revision, HeadRecord.decode(found[1]))
-
-    async def _deleted(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord] | None:
-        key, ctx = layout.deleted_row(vault.id, lname)
-        found = await self._core.read(key, ctx)
-        return None if found is None else (found[0].revision, HeadRecord.decode(found[1]))
-
-    async def _version(
-        self, vault: VaultInfo, lname: str, version: str
-    ) -> tuple[int, VersionRecord] | None:
-        key, ctx = layout.version_row(vault.id, lname, version)
-        found = await self._core.read(key, ctx)
-        return None if found is None else (found[0].revision, VersionRecord.decode(found[1]))
-
-    async def _seal(self, ctx: Context, raw: bytes) -> bytes:
-        return await self._core.barrier.seal(ctx, raw)
-
-    def _deleted_view(self, vault: VaultInfo, head: HeadRecord) -> DeletedSecret:
-        return DeletedSecret(
-            head.meta.properties(vault), head.deleted_date or 0, head.scheduled_purge_date or 0
+    def properties(self, vault: VaultInfo) -> SecretProperties:
+        return SecretProperties(
+            vault=vault.name,
+            name=self.name,
+            version=self.version,
+            enabled=self.enabled,
+            created=self.created,
+            updated=self.updated,
+            not_before=self.not_before,
+            expires=self.expires,
+            content_type=self.content_type,
+            tags=dict(self.tags),
+            recovery_level=vault.recovery_level,
+            recoverable_days=vault.retention_days,
         )
 
-    async def _page(
-        self,
-        prefix: str,
-        size: int,
-        token: str | None,
-        check: Callable[[str], str],
-        open_row: Callable[[str, bytes], Awaitable[T]],
-    ) -> Page[T]:
-        """One page of the rows under ``prefix``; the token is the last key part returned."""
-        start = None
-        if token:
-            try:
-                start = prefix + check(base64.urlsafe_b64decode(token.encode() + b"==").decode())
-            except (ValueError, BadParameter):
-                raise BadParameter("the continuation token is not valid") from None
-        rows = await self._core.storage.list(prefix, start_after=start, limit=size + 1)
-        items = [await open_row(row.key.removeprefix(prefix), row.value) for row in rows[:size]]
-        more = len(rows) > size
-        return Page(items, _token(rows[size - 1].key.removeprefix(prefix)) if more else None)
 
-    # -- operations -----------------------------------------------------------------------
+class _Value:
+    def to_doc(self, value: str) -> dict[str, Any]:
+        return {"value": value}
+
+    def from_doc(self, doc: dict[str, Any]) -> str:
+        value = doc.pop("value", None)
+        if not isinstance(value, str):
+            raise ValueError("value")
+        return value
+
+
+def _attributes(given: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: names.content_type(v) for k, v in given.items()}
+
+
+SECRET: ItemKind[SecretMeta, str, SecretProperties, Secret, DeletedSecret] = ItemKind(
+    name="secret",
+    plural="secrets",
+    title="Secret",
+    codec=Codec(SecretMeta, _Value(), "secret"),
+    check_value=names.secret_value,
+    attributes=_attributes,
+    properties=SecretMeta.properties,
+    item=Secret,
+    deleted=DeletedSecret,
+    disabled_code="SecretDisabled",
+)
+
+
+class Secrets(Items[SecretMeta, str, SecretProperties, Secret, DeletedSecret]):
+    def __init__(self, core: Core) -> None:
+        super().__init__(core, SECRET)
 
     async def set(
         self,
@@ -137,121 +97,17 @@ class Secrets:
         caller: Caller = LOCAL,
     ) -> Secret:
         """Add a new version; it becomes the current one."""
-        core = self._core
-        with core.audited(caller, vault_name, "SecretSet", name) as outcome:
-            lname = names.item_name(name)
-            names.secret_value(value, core.max_value_bytes)
-            if not isinstance(enabled, bool):
-                raise BadParameter("enabled must be true or false")
-            now = core.now()
-            meta = VersionMeta(
-                name=name,
-                version=uuid.uuid4().hex,
-                enabled=enabled,
-                created=now,
-                updated=now,
-                not_before=names.timestamp("nbf", not_before),
-                expires=names.timestamp("exp", expires),
-                content_type=names.content_type(content_type),
-                tags=names.tags(tags) or {},
-            )
-            vault = await core.active_vault(vault_name)
-
-            async def attempt() -> None:
-                head = await self._head(vault, lname)
-                vkey, vctx = layout.version_row(vault.id, lname, meta.version)
-                hkey, hctx = layout.head_row(vault.id, lname)
-                dkey, _ = layout.deleted_row(vault.id, lname)
-                if head is None and await self._deleted(vault, lname) is not None:
-                    raise DeletedButRecoverable(
-                        f"Secret {name} is currently in a deleted but recoverable state, and its "
-                        "name cannot be reused; in this state, the secret can only be recovered "
-                        "or purged."
-                    )
-                await core.storage.commit(
-                    [
-                        Check(dkey, ABSENT),
-                        Put(vkey, await self._seal(vctx, VersionRecord(meta, value).encode()), 0),
-                        Put(
-                            hkey,
-                            await self._seal(hctx, HeadRecord(meta).encode()),
-                            head[0] if head else ABSENT,
-                        ),
-                    ]
-                )
-
-            await self._retry(attempt)
-            outcome.version = meta.version
-            return Secret(meta.properties(vault), value)
-
-    async def get(
-        self, vault_name: str, name: str, version: str = "", *, caller: Caller = LOCAL
-    ) -> Secret:
-        """The value and metadata of ``version`` (empty: the current version)."""
-        core = self._core
-        with core.audited(caller, vault_name, "SecretGet", name) as outcome:
-            lname = names.item_name(name)
-            if version:
-                names.version(version)
-            vault = await core.active_vault(vault_name)
-            head = await self._head(vault, lname)
-            if head is None:
-                raise _not_found(name)
-            version = version or head[1].meta.version
-            outcome.version = version
-            found = await self._version(vault, lname, version)
-            if found is None:
-                raise _not_found(f"{name}/{version}")
-            record = found[1]
-            if not record.meta.enabled:
-                raise ItemDisabled("Operation get is not allowed on a disabled secret.")
-            return Secret(record.meta.properties(vault), record.value)
-
-    async def list(
-        self,
-        vault_name: str,
-        *,
-        max_results: int | None = None,
-        token: str | None = None,
-        caller: Caller = LOCAL,
-    ) -> Page[SecretProperties]:
-        """Current versions' metadata, by name."""
-        core = self._core
-        with core.audited(caller, vault_name, "SecretList"):
-            size = _page_size(max_results)
-            vault = await core.active_vault(vault_name)
-
-            async def open_head(lname: str, blob: bytes) -> SecretProperties:
-                ctx = layout.head_row(vault.id, lname)[1]
-                return HeadRecord.decode(await core.barrier.open(ctx, blob)).meta.properties(vault)
-
-            return await self._page(layout.heads(vault.id), size, token, names.item_name, open_head)
-
-    async def list_versions(
-        self,
-        vault_name: str,
-        name: str,
-        *,
-        max_results: int | None = None,
-        token: str | None = None,
-        caller: Caller = LOCAL,
-    ) -> Page[SecretProperties]:
-        core = self._core
-        with core.audited(caller, vault_name, "SecretListVersions", name):
-            lname = names.item_name(name)
-            size = _page_size(max_results)
-            vault = await core.active_vault(vault_name)
-            if await self._head(vault, lname) is None:
-                raise _not_found(name)
-
-            async def open_version(version: str, blob: bytes) -> SecretProperties:
-                ctx = layout.version_row(vault.id, lname, version)[1]
-                return VersionRecord.decode(await core.barrier.open(ctx, blob)).meta.properties(
-                    vault
-                )
-
-            prefix = layout.versions(vault.id, lname)
-            return await self._page(prefix, size, token, names.version, open_version)
+        return await self.set_version(
+            vault_name,
+            name,
+            value,
+            attributes={"content_type": content_type},
+            tags=tags,
+            enabled=enabled,
+            not_before=not_before,
+            expires=expires,
+            caller=caller,
+        )
 
     async def update(
         self,
@@ -260,240 +116,21 @@ class Secrets:
         version: str = "",
         *,
         enabled: bool | None = None,
-        not_before: int | None = _UNSET,
-        expires: int | None = _UNSET,
-        content_type: str | None = _UNSET,
+        not_before: int | None = UNSET,
+        expires: int | None = UNSET,
+        content_type: str | None = UNSET,
         tags: Mapping[str, str] | None = None,
         caller: Caller = LOCAL,
     ) -> SecretProperties:
         """Change a version's attributes (omitted ones are kept; ``tags`` replaces all tags)."""
-        core = self._core
-        with core.audited(caller, vault_name, "SecretUpdate", name) as outcome:
-            lname = names.item_name(name)
-            if version:
-                names.version(version)
-            changes: dict[str, Any] = {}
-            if enabled is not None:
-                if not isinstance(enabled, bool):
-                    raise BadParameter("enabled must be true or false")
-                changes["enabled"] = enabled
-            if not_before is not _UNSET:
-                changes["not_before"] = names.timestamp("nbf", not_before)
-            if expires is not _UNSET:
-                changes["expires"] = names.timestamp("exp", expires)
-            if content_type is not _UNSET:
-                changes["content_type"] = names.content_type(content_type)
-            if tags is not None:
-                changes["tags"] = names.tags(tags)
-            vault = await core.active_vault(vault_name)
-
-            async def attempt() -> VersionMeta:
-                head = await self._head(vault, lname)
-                if head is None:
-                    raise _not_found(name)
-                target = version or head[1].meta.version
-                outcome.version = target
-                found = await self._version(vault, lname, target)
-                if found is None:
-                    raise _not_found(f"{name}/{target}")
-                meta = replace(found[1].meta, updated=core.now(), **changes)
-                vkey, vctx = layout.version_row(vault.id, lname, target)
-                ops: list[Op] = [
-                    Put(
-                        vkey,
-                        await self._seal(vctx, VersionRecord(meta, found[1].value).encode()),
-                        found[0],
-                    )
-                ]
-                hkey, hctx = layout.head_row(vault.id, lname)
-                if head[1].meta.version == target:
-                    ops.append(
-                        Put(hkey, await self._seal(hctx, HeadRecord(meta).encode()), head[0])
-                    )
-                else:
-                    ops.append(Check(hkey, head[0]))
-                await core.storage.commit(ops)
-                return meta
-
-            return (await self._retry(attempt)).properties(vault)
-
-    async def delete(self, vault_name: str, name: str, *, caller: Caller = LOCAL) -> DeletedSecret:
-        """Soft-delete every version; recoverable until the scheduled purge date."""
-        core = self._core
-        with core.audited(caller, vault_name, "SecretDelete", name):
-            lname = names.item_name(name)
-            vault = await core.active_vault(vault_name)
-
-            async def attempt() -> HeadRecord:
-                head = await self._head(vault, lname)
-                if head is None:
-                    raise _not_found(name)
-                now = core.now()
-                gone = replace(
-                    head[1],
-                    deleted_date=now,
-                    scheduled_purge_date=now + vault.retention_days * _DAY,
-                )
-                hkey, _ = layout.head_row(vault.id, lname)
-                dkey, dctx = layout.deleted_row(vault.id, lname)
-                await core.storage.commit(
-                    [
-                        Delete(hkey, head[0]),
-                        Put(dkey, await self._seal(dctx, gone.encode()), ABSENT),
-                    ]
-                )
-                return gone
-
-            return self._deleted_view(vault, await self._retry(attempt))
-
-    async def get_deleted(
-        self, vault_name: str, name: str, *, caller: Caller = LOCAL
-    ) -> DeletedSecret:
-        core = self._core
-        with core.audited(caller, vault_name, "SecretGetDeleted", name):
-            lname = names.item_name(name)
-            vault = await core.active_vault(vault_name)
-            found = await self._deleted(vault, lname)
-            if found is None:
-                raise _deleted_not_found(name)
-            return self._deleted_view(vault, found[1])
-
-    async def list_deleted(
-        self,
-        vault_name: str,
-        *,
-        max_results: int | None = None,
-        token: str | None = None,
-        caller: Caller = LOCAL,
-    ) -> Page[DeletedSecret]:
-        core = self._core
-        with core.audited(caller, vault_name, "SecretListDeleted"):
-            size = _page_size(max_results)
-            vault = await core.active_vault(vault_name)
-
-            async def open_deleted(lname: str, blob: bytes) -> DeletedSecret:
-                ctx = layout.deleted_row(vault.id, lname)[1]
-                return self._deleted_view(
-                    vault, HeadRecord.decode(await core.barrier.open(ctx, blob))
-                )
-
-            return await self._page(
-                layout.deleted(vault.id), size, token, names.item_name, open_deleted
-            )
-
-    async def recover(
-        self, vault_name: str, name: str, *, caller: Caller = LOCAL
-    ) -> SecretProperties:
-        core = self._core
-        with core.audited(caller, vault_name, "SecretRecover", name):
-            lname = names.item_name(name)
-            vault = await core.active_vault(vault_name)
-
-            async def attempt() -> HeadRecord:
-                found = await self._deleted(vault, lname)
-                if found is None:
-                    raise _deleted_not_found(name)
-                head = found[1].undeleted()
-                hkey, hctx = layout.head_row(vault.id, lname)
-                dkey, _ = layout.deleted_row(vault.id, lname)
-                await core.storage.commit(
-                    [
-                        Delete(dkey, found[0]),
-                        Put(hkey, await self._seal(hctx, head.encode()), ABSENT),
-                    ]
-                )
-                return head
-
-            return (await self._retry(attempt)).meta.properties(vault)
-
-    async def purge(self, vault_name: str, name: str, *, caller: Caller = LOCAL) -> None:
-        """Remove a deleted secret for good (refused under purge protection)."""
-        core = self._core
-        with core.audited(caller, vault_name, "SecretPurge", name):
-            lname = names.item_name(name)
-            vault = await core.active_vault(vault_name)
-            found = await self._deleted(vault, lname)
-            if found is None:
-                raise _deleted_not_found(name)
-            if vault.purge_protection and core.now() < (found[1].scheduled_purge_date or 0):
-                raise PurgeProtected(
-                    'Operation "purge" is not allowed because purge protection is enabled for '
-                    "this vault. Key Vault service will automatically purge it after the retention "
-                    "period has passed."
-                )
-            await self._purge_rows(vault, lname, found[0])
-
-    async def _purge_rows(self, vault: VaultInfo, lname: str, revision: int) -> None:
-        dkey, _ = layout.deleted_row(vault.id, lname)
-        await self._core.storage.commit(
-            [Delete(dkey, revision), DeletePrefix(layout.versions(vault.id, lname))]
+        return await self.update_version(
+            vault_name,
+            name,
+            version,
+            attributes={} if content_type is UNSET else {"content_type": content_type},
+            enabled=enabled,
+            not_before=not_before,
+            expires=expires,
+            tags=tags,
+            caller=caller,
         )
-
-    async def purge_expired(self, vault_name: str) -> builtins.list[str]:
-        """Purge deleted secrets whose scheduled purge date has passed; return their names."""
-        core = self._core
-        vault = await core.active_vault(vault_name)
-        prefix, purged = layout.deleted(vault.id), []
-        for row in await core.storage.list(prefix):
-            lname = row.key.removeprefix(prefix)
-            head = HeadRecord.decode(
-                await core.barrier.open(layout.deleted_row(vault.id, lname)[1], row.value)
-            )
-            if (head.scheduled_purge_date or 0) <= core.now():
-                with core.audited(Caller("kvault"), vault_name, "SecretPurge", head.meta.name):
-                    await self._purge_rows(vault, lname, row.revision)
-                purged.append(head.meta.name)
-        return purged
-
-    async def backup(self, vault_name: str, name: str, *, caller: Caller = LOCAL) -> bytes:
-        """All versions in one blob, encrypted under the HSM root: restorable only under it."""
-        core = self._core
-        with core.audited(caller, vault_name, "SecretBackup", name):
-            lname = names.item_name(name)
-            vault = await core.active_vault(vault_name)
-            head = await self._head(vault, lname)
-            if head is None:
-                raise _not_found(name)
-            prefix = layout.versions(vault.id, lname)
-            versions = []
-            for row in await core.storage.list(prefix):
-                ctx = layout.version_row(vault.id, lname, row.key.removeprefix(prefix))[1]
-                versions.append(json.loads(await core.barrier.open(ctx, row.value)))
-            doc = {"kind": "secret", "head": json.loads(head[1].encode()), "versions": versions}
-            return await core.barrier.seal_portable(
-                BACKUP_PURPOSE, json.dumps(doc, separators=(",", ":")).encode()
-            )
-
-    async def restore(
-        self, vault_name: str, blob: bytes, *, caller: Caller = LOCAL
-    ) -> SecretProperties:
-        """Recreate a backed-up secret with all its versions; refused if the name is taken."""
-        core = self._core
-        with core.audited(caller, vault_name, "SecretRestore") as outcome:
-            vault = await core.active_vault(vault_name)
-            if not isinstance(blob, bytes | bytearray) or not blob:
-                raise BadParameter("the backup blob is empty")
-            raw = await core.barrier.open_portable(BACKUP_PURPOSE, bytes(blob))
-            try:
-                doc = json.loads(raw)
-                head = HeadRecord.decode(json.dumps(doc["head"]).encode()).undeleted()
-                versions = [VersionRecord.decode(json.dumps(v).encode()) for v in doc["versions"]]
-            except (ValueError, KeyError, TypeError):
-                raise IntegrityError("the backup blob's content is malformed") from None
-            lname = names.item_name(head.meta.name)
-            outcome.item, outcome.version = head.meta.name, head.meta.version
-            hkey, hctx = layout.head_row(vault.id, lname)
-            dkey, _ = layout.deleted_row(vault.id, lname)
-            ops: list[Op] = [Check(dkey, ABSENT)]
-            for v in versions:
-                vkey, vctx = layout.version_row(vault.id, lname, names.version(v.meta.version))
-                ops.append(Put(vkey, await self._seal(vctx, v.encode()), ABSENT))
-            ops.append(Put(hkey, await self._seal(hctx, head.encode()), ABSENT))
-            try:
-                await core.storage.commit(ops)
-            except StorageConflict:
-                raise Conflict(
-                    f"Secret {head.meta.name} already exists (or is deleted and recoverable) in "
-                    "this vault; restore refuses to overwrite it"
-                ) from None
-            return head.meta.properties(vault)

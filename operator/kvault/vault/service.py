@@ -5,15 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kvault.audit.event import Auditor
 from kvault.audit.log import AuditLog
 from kvault.barrier.barrier import Barrier
+from kvault.barrier.view import Storage
 from kvault.hsm.base import HSM
-from kvault.storage.base import Storage
 from kvault.storage.sqlite import SQLiteStorage
-from kvault.vault.core import Core
-from kvault.vault.layout import SYSTEM
+from kvault.vault import layout
+from kvault.vault.access import Access
+from kvault.vault.changes import Subscriber
+from kvault.vault.core import Caller, Core
+from kvault.vault.items.engine import Items
+from kvault.vault.model import VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
 from kvault.vault.secrets import Secrets
 from kvault.vault.vaults import Vaults
@@ -23,7 +28,12 @@ AUDIT_FILE = "audit.log"
 
 
 class Kvault:
-    """The vault domain: ``vaults`` and ``secrets`` over one storage and one HSM."""
+    """The vault domain: ``vaults`` and ``secrets`` over one storage and one HSM.
+
+    Front ends (``api/``, ``controller/``) use only the operations of ``vaults`` and
+    ``secrets`` and the methods below; ``storage``, ``barrier``, ``hsm`` and ``core`` are
+    for the process that assembled the kvault (and for tests that inspect rows).
+    """
 
     def __init__(
         self,
@@ -37,13 +47,44 @@ class Kvault:
         self.storage = storage
         self.hsm = hsm
         self.barrier = Barrier(storage, hsm)
-        core = Core(storage, self.barrier, clock=clock, max_value_bytes=max_value_bytes)
+        core = Core(self.barrier, clock=clock, max_value_bytes=max_value_bytes)
         if auditor is not None:
             core.auditor = auditor
         self.core = core
         self.vaults = Vaults(core)
         self.secrets = Secrets(core)
+        #: Every item kind's engine (keys and certificates join here).
+        self.kinds: tuple[Items[Any, Any, Any, Any, Any], ...] = (self.secrets,)
+        core.mutations = core.mutations.union(*(e.kind.mutations for e in self.kinds))
+        self._access = Access(
+            core,
+            {op: e.kind.plural for e in self.kinds for op in e.kind.operations.values()},
+        )
         self._closed = False
+
+    async def vault(self, name: str) -> VaultInfo:
+        """The vault ``name`` (it must exist and not be deleted); not audited, from cache."""
+        return await self.core.active_vault(name)
+
+    def authorize(
+        self, caller: Caller, vault: VaultInfo, operation: str, name: str | None = None
+    ) -> None:
+        """Refuse (audited, :class:`~kvault.errors.ForbiddenByRbac`) before an operation whose
+        input is not read yet; ``name`` is the item's, ``None`` for listings and restore."""
+        self._access.check(caller, vault, operation, name)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Be told of every successful change (see :mod:`kvault.vault.changes`)."""
+        return self.core.changes.subscribe(subscriber)
+
+    async def item_counts(self, vault: VaultInfo) -> dict[str, int]:
+        """Items and deleted items per kind, counted from row keys alone (nothing decrypted)."""
+        store, counts = self.core.store, {}
+        for engine in self.kinds:
+            rows, plural = engine.kind.layout, engine.kind.plural
+            counts[plural] = await store.count(rows.heads(vault.id))
+            counts["deleted" + plural.capitalize()] = await store.count(rows.deleted(vault.id))
+        return counts
 
     @classmethod
     async def open(
@@ -66,7 +107,7 @@ class Kvault:
 
     async def start(self) -> None:
         """Prepare storage for use: the system keyring seals vault records."""
-        await self.barrier.ensure_keyring(SYSTEM)
+        await self.barrier.ensure_keyring(layout.SYSTEM)
 
     async def close(self) -> None:
         """Close storage, HSM and audit log (a second call does nothing)."""

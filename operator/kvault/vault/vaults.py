@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from kvault.barrier.retry import cas_retry
+from kvault.barrier.view import ABSENT
 from kvault.errors import BadParameter, Conflict, NotFound, PurgeProtected, StorageConflict
 from kvault.identity.rbac import role_name
-from kvault.storage.base import ABSENT, Delete, DeletePrefix, Put
 from kvault.vault import layout, names
 from kvault.vault.core import LOCAL, Caller, Core
 from kvault.vault.model import RoleAssignment, VaultInfo
@@ -71,10 +72,10 @@ class Vaults:
                 raise self._exists(existing[1])
             await core.barrier.create_keyring(info.id)
             key, ctx = layout.vault_row(name)
+            txn = core.store.txn()
+            await txn.put(key, ctx, encode_vault(info), ABSENT)
             try:
-                await core.storage.commit(
-                    [Put(key, await core.barrier.seal(ctx, encode_vault(info)), expect=ABSENT)]
-                )
+                await core.store.commit(txn)
             except StorageConflict:
                 await core.barrier.destroy(info.id)
                 core.forget_vault(name)
@@ -98,11 +99,15 @@ class Vaults:
         with self._core.audited(caller, name, "VaultGet"):
             return await self._core.active_vault(names.vault_name(name))
 
+    async def find(self, name: str) -> VaultInfo | None:
+        """The vault record, deleted or not, or ``None``; not audited (provisioning asks)."""
+        entry = await self._core.vault_row(names.vault_name(name))
+        return None if entry is None else entry[1]
+
     async def list(self, *, deleted: bool = False) -> list[VaultInfo]:
-        core, out = self._core, []
-        for row in await core.storage.list(layout.VAULTS):
-            name = row.key.removeprefix(layout.VAULTS)
-            info = decode_vault(await core.barrier.open(layout.vault_row(name)[1], row.value))
+        out = []
+        for row in await self._core.store.scan(layout.VAULTS, lambda n: layout.vault_row(n)[1]):
+            info = decode_vault(row.plaintext)
             if (info.deleted_date is not None) == deleted:
                 out.append(info)
         return out
@@ -110,22 +115,25 @@ class Vaults:
     async def _write(self, name: str, **updates: Any) -> VaultInfo:
         """Apply ``updates`` to the vault record with compare-and-set."""
         core = self._core
-        while True:
+
+        async def attempt() -> VaultInfo:
             entry = await core.vault_row(name)
             if entry is None:
                 raise NotFound(f"vault {name!r} was not found")
             revision, info = entry
             new = replace(info, **updates)
             key, ctx = layout.vault_row(name)
-            try:
-                await core.storage.commit(
-                    [Put(key, await core.barrier.seal(ctx, encode_vault(new)), expect=revision)]
-                )
-            except StorageConflict:
-                core.forget_vault(name)
-                continue
-            core.forget_vault(name)
+            txn = core.store.txn()
+            await txn.put(key, ctx, encode_vault(new), revision)
+            await core.store.commit(txn)
             return new
+
+        try:
+            return await cas_retry(
+                attempt, f"vault {name!r}", on_conflict=lambda: core.forget_vault(name)
+            )
+        finally:
+            core.forget_vault(name)
 
     async def update(
         self,
@@ -171,23 +179,29 @@ class Vaults:
 
     async def purge(self, name: str, *, caller: Caller = LOCAL) -> None:
         """Destroy a deleted vault's KEK and rows: its data is unrecoverable afterwards."""
-        with self._core.audited(caller, name, "VaultPurge"):
-            entry = await self._core.vault_row(names.vault_name(name))
-            if entry is None or entry[1].deleted_date is None:
-                raise NotFound(f"deleted vault {name!r} was not found")
-            info = entry[1]
-            if info.purge_protection and self._core.now() < (info.scheduled_purge_date or 0):
-                raise PurgeProtected(
-                    f"vault {name!r} has purge protection; it is purged automatically after "
-                    "its retention period"
-                )
-            await self._destroy(entry[0], info)
+        core = self._core
+        with core.audited(caller, name, "VaultPurge"):
+            names.vault_name(name)
+
+            async def attempt() -> None:  # the cached record may be stale: re-read on conflict
+                entry = await core.vault_row(name)
+                if entry is None or entry[1].deleted_date is None:
+                    raise NotFound(f"deleted vault {name!r} was not found")
+                info = entry[1]
+                if info.purge_protection and core.now() < (info.scheduled_purge_date or 0):
+                    raise PurgeProtected(
+                        f"vault {name!r} has purge protection; it is purged automatically after "
+                        "its retention period"
+                    )
+                await self._destroy(entry[0], info)
+
+            await cas_retry(attempt, f"vault {name!r}", on_conflict=lambda: core.forget_vault(name))
 
     async def _destroy(self, revision: int, info: VaultInfo) -> None:
-        key, _ = layout.vault_row(info.name)
-        await self._core.barrier.destroy(
-            info.id, also=[DeletePrefix(layout.vault_prefix(info.id)), Delete(key, revision)]
-        )
+        txn = self._core.store.txn()
+        txn.delete_prefix(layout.vault_prefix(info.id))
+        txn.delete(layout.vault_row(info.name)[0], revision)
+        await self._core.barrier.destroy(info.id, also=txn)
         self._core.forget_vault(info.name)
 
     async def purge_expired(self) -> builtins.list[str]:
@@ -197,7 +211,11 @@ class Vaults:
             if (info.scheduled_purge_date or 0) <= self._core.now():
                 entry = await self._core.vault_row(info.name)
                 if entry is not None:
-                    with self._core.audited(Caller("kvault"), info.name, "VaultPurge"):
-                        await self._destroy(entry[0], entry[1])
+                    try:
+                        with self._core.audited(Caller("kvault"), info.name, "VaultPurge"):
+                            await self._destroy(entry[0], entry[1])
+                    except StorageConflict:  # changed meanwhile: the next pass decides again
+                        self._core.forget_vault(info.name)
+                        continue
                     purged.append(info.name)
         return purged

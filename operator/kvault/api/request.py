@@ -1,0 +1,58 @@
+"""The first and last step of every item request, for any kind: resolve the vault the Host
+names, let the domain authorise the caller before the body is read, answer JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from kvault.api import paging
+from kvault.api.auth import PRINCIPAL, safe_host
+from kvault.api.config import CONFIG
+from kvault.api.errors import VaultNotFound
+from kvault.api.hosts import vault_for_host
+from kvault.api.middleware import REQUEST_ID
+from kvault.errors import NotFound
+from kvault.vault.core import Caller
+from kvault.vault.service import Kvault
+
+_JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    kv: Kvault
+    vault: str
+    base: str  # https://host[:port], the prefix of every id
+    caller: Caller
+
+
+async def begin(request: web.Request, operation: str, name: str | None = None) -> Call:
+    """The vault the Host names, after the domain checked the caller may run ``operation``
+    (on the item ``name`` of the operation's kind; ``None`` for listings and restore)."""
+    config = request.app[CONFIG]
+    host = safe_host(request)
+    vault = vault_for_host(host, config.default_vault)
+    if vault is None:
+        raise VaultNotFound(f"no vault is addressed by host {host!r}")
+    try:
+        info = await config.kv.vault(vault)
+    except NotFound:
+        raise VaultNotFound(f"vault {vault!r} was not found") from None
+    caller = Caller.of(request[PRINCIPAL], request[REQUEST_ID])
+    config.kv.authorize(caller, info, operation, name)
+    return Call(config.kv, vault, "https://" + host, caller)
+
+
+def ok(doc: Any) -> web.Response:
+    return web.Response(body=json.dumps(doc).encode(), content_type=_JSON)
+
+
+def page(request: web.Request, call: Call, items: list[Any], token: str | None) -> web.Response:
+    """A listing page with Azure's ``nextLink`` (on the caller's authority)."""
+    size = paging.max_results(request.query)
+    link = paging.next_link(call.base, request.path, request.query, token, size)
+    return ok({"value": items, "nextLink": link})

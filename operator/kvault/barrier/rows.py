@@ -1,0 +1,58 @@
+"""Every storage row key kvault writes, in one place (the barrier is the only door to storage).
+
+System rows live under ``sys/``: the keyrings (``sys/kek/<vault-id>``), the vault records
+(``sys/vault/<name>``) and the token-signing keys. A vault's items live under
+``v/<vault-id>/``, three prefixes per item kind: the heads (current version's metadata), the
+versions (each with its value) and the deleted items. Keys hold only ids and lower-cased
+item names, never anything secret. These strings are the persisted format: changing one
+orphans existing data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SYSTEM = "sys"
+KEYRINGS = "sys/kek/"
+VAULTS = "sys/vault/"
+SIGNING_KEY = "sys/identity/signing-key"
+ITEMS = "v/"
+
+
+def keyring(vault_id: str) -> str:
+    return KEYRINGS + vault_id
+
+
+def vault_record(name: str) -> str:
+    return VAULTS + name
+
+
+def vault_items(vault_id: str) -> str:
+    """Everything a vault holds (deleted with the vault when it is purged)."""
+    return f"{ITEMS}{vault_id}/"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRows:
+    """The three row prefixes of one item kind inside a vault."""
+
+    heads: str
+    versions: str
+    deleted: str
+
+    def head_prefix(self, vault_id: str) -> str:
+        return f"{ITEMS}{vault_id}/{self.heads}/"
+
+    def version_prefix(self, vault_id: str, lname: str) -> str:
+        return f"{ITEMS}{vault_id}/{self.versions}/{lname}/"
+
+    def deleted_prefix(self, vault_id: str) -> str:
+        return f"{ITEMS}{vault_id}/{self.deleted}/"
+
+
+#: Per item kind. Keys and certificates are reserved here so that no two kinds can collide.
+ITEM_ROWS: dict[str, ItemRows] = {
+    "secret": ItemRows("s", "sv", "ds"),
+    "key": ItemRows("k", "kv", "dk"),
+    "certificate": ItemRows("c", "cv", "dc"),
+}

@@ -1,0 +1,110 @@
+"""The sealed view of storage that the domain uses: it sees plaintext and contexts, never rows.
+
+Reads open what they fetch; writes are collected in a :class:`Txn` whose puts are sealed as
+they are added, then committed atomically with their compare-and-set expectations. Nothing
+above the barrier builds storage operations, so no write can skip encryption.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kvault.barrier.context import Context
+from kvault.storage.base import ABSENT, Check, Delete, DeletePrefix, Op, Put, Storage
+
+if TYPE_CHECKING:
+    from kvault.barrier.barrier import Barrier
+
+__all__ = ["ABSENT", "Opened", "SealedView", "Storage", "Txn"]
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A row's plaintext, its key below the listed prefix, and its revision (for CAS)."""
+
+    suffix: str
+    revision: int
+    plaintext: bytes
+
+
+class Txn:
+    """Operations to commit at once; ``expect`` is the revision a row must have
+    (:data:`ABSENT`: must not exist; ``None``: unconditional)."""
+
+    __slots__ = ("_barrier", "ops")
+
+    def __init__(self, barrier: Barrier) -> None:
+        self._barrier = barrier
+        self.ops: list[Op] = []
+
+    async def put(self, key: str, ctx: Context, plaintext: bytes, expect: int | None) -> None:
+        self.ops.append(Put(key, await self._barrier.seal(ctx, plaintext), expect))
+
+    def delete(self, key: str, expect: int | None = None) -> None:
+        self.ops.append(Delete(key, expect))
+
+    def delete_prefix(self, prefix: str) -> None:
+        self.ops.append(DeletePrefix(prefix))
+
+    def check(self, key: str, expect: int) -> None:
+        self.ops.append(Check(key, expect))
+
+
+class SealedView:
+    def __init__(self, storage: Storage, barrier: Barrier) -> None:
+        self._storage = storage
+        self._barrier = barrier
+
+    async def get(self, key: str, ctx: Context) -> tuple[int, bytes] | None:
+        """The revision and plaintext of ``key``, or ``None`` when absent."""
+        row = await self._storage.get(key)
+        if row is None:
+            return None
+        return row.revision, await self._barrier.open(ctx, row.value)
+
+    async def scan(
+        self,
+        prefix: str,
+        context: Callable[[str], Context],
+        *,
+        start_after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Opened]:
+        """Rows under ``prefix`` in key order, each opened under ``context(suffix)``."""
+        return (await self.page(prefix, context, start_after=start_after, size=limit))[0]
+
+    async def page(
+        self,
+        prefix: str,
+        context: Callable[[str], Context],
+        *,
+        start_after: str | None = None,
+        size: int | None = None,
+    ) -> tuple[list[Opened], bool]:
+        """Up to ``size`` opened rows after the suffix ``start_after``, and whether more
+        follow (the look-ahead row is fetched but not decrypted)."""
+        start = None if start_after is None else prefix + start_after
+        limit = None if size is None else size + 1
+        rows = await self._storage.list(prefix, start_after=start, limit=limit)
+        more = size is not None and len(rows) > size
+        out = []
+        for row in rows[:size] if more else rows:
+            suffix = row.key[len(prefix) :]
+            out.append(
+                Opened(suffix, row.revision, await self._barrier.open(context(suffix), row.value))
+            )
+        return out, more
+
+    async def count(self, prefix: str) -> int:
+        """How many rows are under ``prefix`` (nothing is decrypted)."""
+        return len(await self._storage.list(prefix))
+
+    def txn(self) -> Txn:
+        return Txn(self._barrier)
+
+    async def commit(self, txn: Txn) -> None:
+        """Apply ``txn`` atomically; raises :class:`kvault.errors.StorageConflict` when an
+        expectation does not hold (nothing is written then)."""
+        await self._storage.commit(txn.ops)

@@ -1,0 +1,112 @@
+"""The items engine's common part: a kind's rows read and decoded, listing pages, messages,
+the retry and the authorisation step (see :mod:`kvault.vault.items.engine`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from kvault.barrier.context import Context
+from kvault.barrier.retry import cas_retry
+from kvault.errors import NotFound
+from kvault.vault import names
+from kvault.vault.access import authorize
+from kvault.vault.core import Caller, Core
+from kvault.vault.items import paging
+from kvault.vault.items.kind import ItemKind
+from kvault.vault.items.records import HeadRecord, ItemMeta, VersionRecord
+from kvault.vault.model import Page, VaultInfo
+
+M = TypeVar("M", bound=ItemMeta)
+V = TypeVar("V")
+P = TypeVar("P")
+I = TypeVar("I")  # noqa: E741
+D = TypeVar("D")
+T = TypeVar("T")
+#: The caller of scheduled work (purge of expired deleted items).
+SCHEDULER = Caller("kvault")
+UNSET: Any = object()
+
+__all__ = ["SCHEDULER", "UNSET", "D", "I", "ItemBase", "M", "P", "T", "V"]
+
+
+class ItemBase(Generic[M, V, P, I, D]):
+    """The rows of one kind, in every vault, and the helpers every operation uses."""
+
+    def __init__(self, core: Core, kind: ItemKind[M, V, P, I, D]) -> None:
+        self._core = core
+        self.kind = kind
+        self._rows = kind.layout
+        self._codec = kind.codec
+        ops = kind.operations
+        self._set, self._get, self._list = ops["Set"], ops["Get"], ops["List"]
+        self._versions, self._update, self._delete = (
+            ops["ListVersions"],
+            ops["Update"],
+            ops["Delete"],
+        )
+        self._get_deleted, self._list_deleted = ops["GetDeleted"], ops["ListDeleted"]
+        self._recover, self._purge = ops["Recover"], ops["Purge"]
+        self._backup, self._restore = ops["Backup"], ops["Restore"]
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _not_found(self, name: str) -> NotFound:
+        return NotFound(
+            f"A {self.kind.name} with (name/id) {name} was not found in this key vault."
+        )
+
+    def _deleted_not_found(self, name: str) -> NotFound:
+        return NotFound(f"Deleted {self.kind.name} {name} was not found in this key vault.")
+
+    # -- reading rows -----------------------------------------------------------------------
+
+    def _lname(self, name: str) -> str:
+        return names.item_name(name, self.kind.name)
+
+    def _authorize(
+        self, caller: Caller, vault: VaultInfo, operation: str, name: str | None
+    ) -> None:
+        authorize(caller, vault, operation, self.kind.plural, name)
+
+    async def _head(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord[M]] | None:
+        key, ctx = self._rows.head_row(vault.id, lname)
+        found = await self._core.read(key, ctx)
+        return None if found is None else (found[0], self._codec.decode_head(found[1]))
+
+    async def _deleted(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord[M]] | None:
+        key, ctx = self._rows.deleted_row(vault.id, lname)
+        found = await self._core.read(key, ctx)
+        return None if found is None else (found[0], self._codec.decode_head(found[1]))
+
+    async def _version(
+        self, vault: VaultInfo, lname: str, version: str
+    ) -> tuple[int, VersionRecord[M, V]] | None:
+        key, ctx = self._rows.version_row(vault.id, lname, version)
+        found = await self._core.read(key, ctx)
+        return None if found is None else (found[0], self._codec.decode_version(found[1]))
+
+    def _deleted_view(self, vault: VaultInfo, head: HeadRecord[M]) -> D:
+        return self.kind.deleted(
+            self.kind.properties(head.meta, vault),
+            head.deleted_date or 0,
+            head.scheduled_purge_date or 0,
+        )
+
+    async def _retry(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        return await cas_retry(attempt, f"the {self.kind.name}")
+
+    async def _page(
+        self,
+        prefix: str,
+        size: int,
+        token: str | None,
+        check: Callable[[str], str],
+        context: Callable[[str], Context],
+        view: Callable[[bytes], T],
+    ) -> Page[T]:
+        """One page of the rows under ``prefix``; the token is the last key part returned."""
+        start = paging.start_after(token, check)
+        rows, more = await self._core.store.page(prefix, context, start_after=start, size=size)
+        items = [view(row.plaintext) for row in rows]
+        return Page(items, paging.token(rows[-1].suffix) if more else None)

@@ -1,0 +1,228 @@
+"""The items engine: Azure Key Vault item semantics for any :class:`ItemKind`.
+
+Versions with 32-hex ids, a head row per name, attributes and tags, soft delete with the
+vault's retention, recover, purge (refused under purge protection), backup and restore
+blobs, paged listings. Every operation checks its input before touching storage, authorises
+its caller, writes with compare-and-set in one atomic commit (one bounded retry), and is
+audited (never with a value). The operations after a version's life are in
+:mod:`.lifecycle`, the shared helpers in :mod:`.base`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from kvault.barrier.view import ABSENT
+from kvault.errors import (
+    BadParameter,
+    DeletedButRecoverable,
+    ItemDisabled,
+)
+from kvault.vault import names
+from kvault.vault.core import LOCAL, Caller
+from kvault.vault.items import paging
+from kvault.vault.items.base import UNSET, D, I, M, P, V
+from kvault.vault.items.lifecycle import Lifecycle
+from kvault.vault.items.records import HeadRecord, VersionRecord
+from kvault.vault.model import Page
+
+
+class Items(Lifecycle[M, V, P, I, D]):
+    """All operations on the items of one kind, in every vault."""
+
+    async def set_version(
+        self,
+        vault_name: str,
+        name: str,
+        value: V,
+        *,
+        attributes: Mapping[str, Any],
+        tags: Mapping[str, str] | None = None,
+        enabled: bool = True,
+        not_before: int | None = None,
+        expires: int | None = None,
+        caller: Caller = LOCAL,
+    ) -> I:
+        """Add a new version; it becomes the current one. ``attributes`` are the kind's own
+        metadata fields (validated by the kind)."""
+        core, kind = self._core, self.kind
+        with core.audited(caller, vault_name, self._set, name) as outcome:
+            lname = self._lname(name)
+            kind.check_value(value, core.max_value_bytes)
+            if not isinstance(enabled, bool):
+                raise BadParameter("enabled must be true or false")
+            now = core.now()
+            meta = self._codec.meta(
+                name=name,
+                version=uuid.uuid4().hex,
+                enabled=enabled,
+                created=now,
+                updated=now,
+                not_before=names.timestamp("nbf", not_before),
+                expires=names.timestamp("exp", expires),
+                **kind.attributes(attributes),
+                tags=names.tags(tags) or {},
+            )
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, self._set, name)
+
+            async def attempt() -> None:
+                head = await self._head(vault, lname)
+                vkey, vctx = self._rows.version_row(vault.id, lname, meta.version)
+                hkey, hctx = self._rows.head_row(vault.id, lname)
+                dkey, _ = self._rows.deleted_row(vault.id, lname)
+                if head is None and await self._deleted(vault, lname) is not None:
+                    raise DeletedButRecoverable(
+                        f"{kind.title} {name} is currently in a deleted but recoverable state, "
+                        f"and its name cannot be reused; in this state, the {kind.name} can only "
+                        "be recovered or purged."
+                    )
+                txn = core.store.txn()
+                txn.check(dkey, ABSENT)
+                version = self._codec.encode_version(VersionRecord(meta, value))
+                await txn.put(vkey, vctx, version, ABSENT)
+                head_row = self._codec.encode_head(HeadRecord(meta))
+                await txn.put(hkey, hctx, head_row, head[0] if head else ABSENT)
+                await core.store.commit(txn)
+
+            await self._retry(attempt)
+            outcome.version = meta.version
+            return kind.item(kind.properties(meta, vault), value)
+
+    async def get(
+        self, vault_name: str, name: str, version: str = "", *, caller: Caller = LOCAL
+    ) -> I:
+        """The value and metadata of ``version`` (empty: the current version)."""
+        core = self._core
+        with core.audited(caller, vault_name, self._get, name) as outcome:
+            lname = self._lname(name)
+            if version:
+                names.version(version)
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, self._get, name)
+            head = await self._head(vault, lname)
+            if head is None:
+                raise self._not_found(name)
+            version = version or head[1].meta.version
+            outcome.version = version
+            found = await self._version(vault, lname, version)
+            if found is None:
+                raise self._not_found(f"{name}/{version}")
+            record = found[1]
+            if not record.meta.enabled:
+                raise ItemDisabled(
+                    f"Operation get is not allowed on a disabled {self.kind.name}.",
+                    self.kind.disabled_code,
+                )
+            return self.kind.item(self.kind.properties(record.meta, vault), record.value)
+
+    async def list(
+        self,
+        vault_name: str,
+        *,
+        max_results: int | None = None,
+        token: str | None = None,
+        caller: Caller = LOCAL,
+    ) -> Page[P]:
+        """Current versions' metadata, by name."""
+        core, kind = self._core, self.kind
+        with core.audited(caller, vault_name, self._list):
+            size = paging.page_size(max_results)
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, self._list, None)
+            return await self._page(
+                self._rows.heads(vault.id),
+                size,
+                token,
+                self._lname,
+                lambda lname: self._rows.head_context(vault.id, lname),
+                lambda raw: kind.properties(self._codec.decode_head(raw).meta, vault),
+            )
+
+    async def list_versions(
+        self,
+        vault_name: str,
+        name: str,
+        *,
+        max_results: int | None = None,
+        token: str | None = None,
+        caller: Caller = LOCAL,
+    ) -> Page[P]:
+        core, kind = self._core, self.kind
+        with core.audited(caller, vault_name, self._versions, name):
+            lname = self._lname(name)
+            size = paging.page_size(max_results)
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, self._versions, name)
+            if await self._head(vault, lname) is None:
+                raise self._not_found(name)
+            return await self._page(
+                self._rows.versions(vault.id, lname),
+                size,
+                token,
+                names.version,
+                lambda v: self._rows.version_context(vault.id, lname, v),
+                lambda raw: kind.properties(self._codec.decode_version(raw).meta, vault),
+            )
+
+    async def update_version(
+        self,
+        vault_name: str,
+        name: str,
+        version: str = "",
+        *,
+        attributes: Mapping[str, Any],
+        enabled: bool | None = None,
+        not_before: int | None = UNSET,
+        expires: int | None = UNSET,
+        tags: Mapping[str, str] | None = None,
+        caller: Caller = LOCAL,
+    ) -> P:
+        """Change a version's attributes (omitted ones are kept; ``tags`` replaces all tags).
+        ``attributes`` holds only the kind's own fields that change."""
+        core = self._core
+        with core.audited(caller, vault_name, self._update, name) as outcome:
+            lname = self._lname(name)
+            if version:
+                names.version(version)
+            changes: dict[str, Any] = {}
+            if enabled is not None:
+                if not isinstance(enabled, bool):
+                    raise BadParameter("enabled must be true or false")
+                changes["enabled"] = enabled
+            if not_before is not UNSET:
+                changes["not_before"] = names.timestamp("nbf", not_before)
+            if expires is not UNSET:
+                changes["expires"] = names.timestamp("exp", expires)
+            changes.update(self.kind.attributes(attributes))
+            if tags is not None:
+                changes["tags"] = names.tags(tags)
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, self._update, name)
+
+            async def attempt() -> M:
+                head = await self._head(vault, lname)
+                if head is None:
+                    raise self._not_found(name)
+                target = version or head[1].meta.version
+                outcome.version = target
+                found = await self._version(vault, lname, target)
+                if found is None:
+                    raise self._not_found(f"{name}/{target}")
+                meta = replace(found[1].meta, updated=core.now(), **changes)
+                vkey, vctx = self._rows.version_row(vault.id, lname, target)
+                txn = core.store.txn()
+                record = self._codec.encode_version(VersionRecord(meta, found[1].value))
+                await txn.put(vkey, vctx, record, found[0])
+                hkey, hctx = self._rows.head_row(vault.id, lname)
+                if head[1].meta.version == target:
+                    await txn.put(hkey, hctx, self._codec.encode_head(HeadRecord(meta)), head[0])
+                else:
+                    txn.check(hkey, head[0])
+                await core.store.commit(txn)
+                return meta
+
+            return self.kind.properties(await self._retry(attempt), vault)
