@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kvault.app.backends import open_kvault
 from kvault.crypto import certs, pem
 from kvault.errors import Unavailable
 from kvault.hsm.registry import load
@@ -87,7 +88,7 @@ async def soft_kv(
     hsm_factory: HSMFactory, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[Kvault]:
     """A kvault over real SQLite and the software HSM (the pure-logic tests need one plugin)."""
-    kv = await Kvault.open(
+    kv = await open_kvault(
         tmp_path / "data", load("software", hsm_factory.options("software", tmp_path)), clock=clock
     )
     yield kv
