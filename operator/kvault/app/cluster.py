@@ -23,7 +23,7 @@ from kvault.app.backends import Backends, open_configured, server_tls
 from kvault.app.defaults import DEFAULT_PORT
 from kvault.identity.service import open_identity
 from kvault.identity.tokenreview import DEFAULT_AUDIENCE
-from kvault.kube.client import KubeClient, load_config
+from kvault.kube import KubeClient, load_config
 
 
 @dataclass(frozen=True, slots=True)

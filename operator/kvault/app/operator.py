@@ -30,7 +30,7 @@ from kvault.controller.lease import Lease
 from kvault.controller.metrics import metrics_app
 from kvault.controller.settings import Options, configure
 from kvault.controller.webhook.listener import WebhookSettings, publish_ca, serving
-from kvault.kube.client import KubeClient
+from kvault.kube import KubeClient
 
 __all__ = ["Options", "RunConfig", "WebhookSettings", "run", "run_operator"]
 
