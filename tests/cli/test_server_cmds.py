@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def test_cluster_server_announces_endpoint_and_ca(tmp_path: Path, kubeconfig: Pa
     assert server.process.returncode == 0
 
 
-def test_operator_announces_endpoint_ca_and_metrics(tmp_path: Path, kubeconfig: Path) -> None:
+def test_operator_announces_endpoint_ca_metrics_webhook(tmp_path: Path, kubeconfig: Path) -> None:
     data = tmp_path / "data"
     key = f"key_file={tmp_path / 'root.key'}"
     args = [
@@ -66,11 +67,17 @@ def test_operator_announces_endpoint_ca_and_metrics(tmp_path: Path, kubeconfig: 
         "0",
         "--hsm-option",
         key,
+        "--webhook-port",
+        "0",
     ]
-    keys = ("KVAULT_ENDPOINT", "KVAULT_CA_FILE", "KVAULT_METRICS")
+    keys = ("KVAULT_ENDPOINT", "KVAULT_CA_FILE", "KVAULT_METRICS", "KVAULT_WEBHOOK")
     server = start_server(args, data, keys)
     try:
         assert server.env["KVAULT_METRICS"].startswith("http://127.0.0.1:")
+        assert server.env["KVAULT_WEBHOOK"].startswith("https://127.0.0.1:")
+        assert server.env["KVAULT_WEBHOOK"].endswith("/mutate")
+        with urllib.request.urlopen(server.env["KVAULT_METRICS"], timeout=10) as page:
+            assert b"kvault_" in page.read()  # controller and data-plane registries served
         assert (tmp_path / "root.key").exists()
     finally:
         stop(server)
