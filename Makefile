@@ -20,9 +20,17 @@ $(VENV)/bin/helm: $(VENV)/.installed e2e/tools.py
 	$(PY) -m e2e.tools build helm
 	ln -sf "$$($(PY) -m e2e.tools path helm)" $@
 
+# import-linter contracts ([tool.importlinter] in pyproject.toml) not yet enforced: they wait
+# for the issue-9 merge of the domain's and the controller's areas. Empty this to enforce all.
+IMPORT_PENDING :=
+IMPORT_CONTRACTS = $(shell $(PY) -c "import tomllib; print(*(c['id'] for c in \
+	tomllib.load(open('pyproject.toml', 'rb'))['tool']['importlinter']['contracts']))")
+
 lint: install
 	$(VENV)/bin/ruff check operator tests bench $(wildcard e2e)
 	$(VENV)/bin/ruff format --check operator tests bench $(wildcard e2e)
+	PYTHONPATH=operator $(VENV)/bin/lint-imports --no-cache --no-logo \
+		$(addprefix --contract ,$(filter-out $(IMPORT_PENDING),$(IMPORT_CONTRACTS)))
 
 typecheck: install
 	$(VENV)/bin/mypy

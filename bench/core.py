@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench.softhsm import softhsm_token
 from bench.timing import aops_per_second, ops_per_second
+from kvault.app.backends import open_kvault
 from kvault.barrier.context import Context
 from kvault.hsm.registry import load
-from kvault.vault.service import Kvault
 
 ITEM = 1024
 COLD = 20000
@@ -39,7 +39,7 @@ def raw_aes_gcm(seconds: float) -> dict[str, float]:
 
 
 async def plugin(kind: str, options: dict[str, str], work: Path, seconds: float) -> dict[str, Any]:
-    kv = await Kvault.open(work / kind, load(kind, options))
+    kv = await open_kvault(work / kind, load(kind, options))
     try:
         await kv.vaults.create("bench", retention_days=7)
         vault = await kv.vaults.get("bench")

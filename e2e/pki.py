@@ -7,17 +7,15 @@ bootstrap policy and the Node authorizer expect. ECDSA P-256 keys keep generatio
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kvault.crypto import certs, pem
 
 VALIDITY = dt.timedelta(days=365)
-Key = ec.EllipticCurvePrivateKey
+Key = certs.Key
 
 
 @dataclass(frozen=True)
@@ -34,89 +32,35 @@ class Identity:
 
 def new_key() -> Key:
     """A fresh P-256 private key."""
-    return ec.generate_private_key(ec.SECP256R1())
+    return certs.new_key()
 
 
 def write_key(key: Key, path: Path) -> None:
     """Write a private key as PKCS#8 PEM readable only by root."""
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
+    pem.write_private(path, pem.private_pem(key))
 
 
 def write_cert(cert: x509.Certificate, path: Path) -> None:
     """Write a certificate as PEM."""
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
-    return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    path.write_bytes(pem.cert_pem(cert))
 
 
 def make_ca(cn: str = "kvault-e2e-ca") -> tuple[x509.Certificate, Key]:
     """Self-signed CA."""
-    key = new_key()
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
+    return certs.self_signed_ca(cn, VALIDITY)
 
 
 def issue(ident: Identity, ca: x509.Certificate, ca_key: Key) -> tuple[x509.Certificate, Key]:
     """Issue a leaf certificate for ``ident`` signed by the CA."""
-    key = new_key()
-    now = dt.datetime.now(dt.UTC)
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if ident.server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(ident.cn, ident.orgs))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
+    return certs.issue(
+        ca,
+        ca_key,
+        ident.cn,
+        VALIDITY,
+        orgs=ident.orgs,
+        names=(*ident.dns, *ident.ips),
+        usages=(certs.SERVER if ident.server else certs.CLIENT,),
     )
-    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in ident.dns]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ident.ips]
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(ca_key, hashes.SHA256()), key
 
 
 def identities(node_name: str, node_ip: str, service_ip: str) -> list[Identity]:
@@ -157,8 +101,4 @@ def generate(pki_dir: Path, node_name: str, node_ip: str, service_ip: str) -> No
         write_key(key, pki_dir / f"{ident.stem}.key")
     sa_key = new_key()
     write_key(sa_key, pki_dir / "sa.key")
-    (pki_dir / "sa.pub").write_bytes(
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    (pki_dir / "sa.pub").write_bytes(pem.public_pem(sa_key.public_key()))

@@ -22,9 +22,9 @@ from azure.core.exceptions import HttpResponseError
 from azure.keyvault.secrets import SecretClient
 
 from e2e.fixtures import Cluster
+from kvault.app.backends import open_kvault
 from kvault.hsm.registry import load
 from kvault.vault.model import RoleAssignment
-from kvault.vault.service import Kvault
 from tests.fixtures.devserver import DevServer, start_server, stop
 
 VALUE = "cluster-secret-value-7f3a"
@@ -58,7 +58,7 @@ def request_token(cluster: Cluster, ns: str, sa: str, audience: str) -> str:
 
 async def _prepare(data: Path, vault: str, reader: str) -> None:
     """What the operator will do from a Vault resource: the vault, its roles, a secret."""
-    kv = await Kvault.open(data, load("software", {"key_file": str(data / "hsm.key")}))
+    kv = await open_kvault(data, load("software", {"key_file": str(data / "hsm.key")}))
     try:
         await kv.vaults.create(
             vault, retention_days=7, role_assignments=[RoleAssignment(reader, "Secrets User")]

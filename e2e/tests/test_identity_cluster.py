@@ -18,6 +18,7 @@ from kubernetes import client
 
 from e2e import kube
 from e2e.fixtures import Cluster
+from kvault.app.backends import open_kvault
 from kvault.errors import Unauthenticated, Unavailable
 from kvault.hsm.registry import load
 from kvault.identity import jws
@@ -83,7 +84,7 @@ def reviewer(kube_client: KubeClient) -> CountingReviewer:
 @pytest.fixture
 async def kv(tmp_path: Path) -> AsyncIterator[Kvault]:
     hsm = load("software", {"key_file": str(tmp_path / "root.keys")})
-    kv = await Kvault.open(tmp_path / "data", hsm)
+    kv = await open_kvault(tmp_path / "data", hsm)
     yield kv
     await kv.close()
 

@@ -21,6 +21,7 @@ from kvault.api.app import build_app
 from kvault.api.config import ApiConfig
 from kvault.api.server import serve
 from kvault.api.tls import CertificateAuthority, ServerTLS
+from kvault.app.backends import open_kvault
 from kvault.hsm.registry import load
 from kvault.vault.service import Kvault
 from tests.fixtures.devserver import DevServer
@@ -87,7 +88,7 @@ async def aclient(dev_server: DevServer) -> AsyncIterator[AsyncSecretClient]:
 @pytest.fixture
 async def domain(tmp_path: Path) -> AsyncIterator[Kvault]:
     """A kvault of this test's own (software HSM, audit log in ``tmp_path/data``)."""
-    kv = await Kvault.open(
+    kv = await open_kvault(
         tmp_path / "data", load("software", {"key_file": str(tmp_path / "hsm.key")})
     )
     yield kv

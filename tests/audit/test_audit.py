@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from kvault.app.backends import AUDIT_FILE
 from kvault.audit.event import AuditEvent
 from kvault.audit.log import AuditLog
 from kvault.errors import NotFound
 from kvault.vault.core import Caller
-from kvault.vault.service import AUDIT_FILE, Kvault
+from kvault.vault.service import Kvault
 
 
 def _kvault(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,18 +4,15 @@ Kubernetes reviewer for the pure logic, and ServiceAccount-shaped JWTs."""
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from kvault.app.backends import open_kvault
+from kvault.crypto import certs, pem
 from kvault.errors import Unavailable
 from kvault.hsm.registry import load
 from kvault.identity import jws
@@ -47,32 +44,12 @@ def sa_token(
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 (its own CA) and its key, written for ssl to load."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvault-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
+    cert, key = certs.self_signed_ca(
+        "kvault-test", datetime.timedelta(hours=1), names=("127.0.0.1",)
     )
     cert_path, key_path = tmp / "tls.crt", tmp / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(pem.cert_pem(cert))
+    pem.write_private(key_path, pem.private_pem(key))
     return cert_path, key_path
 
 
@@ -111,7 +88,7 @@ async def soft_kv(
     hsm_factory: HSMFactory, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[Kvault]:
     """A kvault over real SQLite and the software HSM (the pure-logic tests need one plugin)."""
-    kv = await Kvault.open(
+    kv = await open_kvault(
         tmp_path / "data", load("software", hsm_factory.options("software", tmp_path)), clock=clock
     )
     yield kv

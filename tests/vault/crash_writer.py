@@ -10,14 +10,14 @@ import random
 import sys
 from pathlib import Path
 
+from kvault.app.backends import open_kvault
 from kvault.errors import Conflict
 from kvault.hsm.registry import load
-from kvault.vault.service import Kvault
 
 
 async def main(data_dir: Path, key_file: Path, seed: int) -> None:
     rng = random.Random(seed)
-    kv = await Kvault.open(data_dir, load("software", {"key_file": str(key_file)}))
+    kv = await open_kvault(data_dir, load("software", {"key_file": str(key_file)}))
     with contextlib.suppress(Conflict):
         await kv.vaults.create("crash", retention_days=7)
     print("ready", flush=True)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from kvault.app.backends import AUDIT_FILE
 from kvault.errors import ForbiddenByRbac
 from kvault.identity.model import Principal, RoleAssignment
 from kvault.vault.core import Caller
-from kvault.vault.service import AUDIT_FILE, Kvault
+from kvault.vault.service import Kvault
 
 APP = Principal("system:serviceaccount:team-a:app", ("system:serviceaccounts",))
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from kvault.app.backends import DB_FILE, open_kvault
 from kvault.hsm.registry import load
 from kvault.storage.sqlite import SQLiteStorage
-from kvault.vault.service import DB_FILE, Kvault
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ async def _check(data: Path, key_file: Path, acked: dict[str, str]) -> None:
         assert await storage.integrity_check() == "ok"
     finally:
         await storage.close()
-    kv = await Kvault.open(data, load("software", {"key_file": str(key_file)}))
+    kv = await open_kvault(data, load("software", {"key_file": str(key_file)}))
     try:
         for key, digest in acked.items():
             name, version = key.split("/")

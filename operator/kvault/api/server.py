@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
+
+
+def bound_port(site: web.TCPSite) -> int:
+    """The port ``site`` listens on (the one the OS chose when asked for port 0)."""
+    server = site._server
+    assert isinstance(server, asyncio.base_events.Server)
+    port: int = server.sockets[0].getsockname()[1]
+    return port
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    backlog: int = 128,
+    shutdown_timeout: float = 60.0,
+) -> AsyncIterator[int]:
+    """Listen on ``host:port`` for the block (yields the bound port), then clean up."""
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=backlog)
+        await site.start()
+        yield bound_port(site)
+    finally:
+        await runner.cleanup()
 
 
 async def serve(
@@ -25,16 +57,12 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=1024)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        on_ready(server.sockets[0].getsockname()[1])
-        await stop.wait()
+        async with listening(
+            app, host, port, ssl_context=ssl_context, backlog=1024, shutdown_timeout=5.0
+        ) as bound:
+            on_ready(bound)
+            await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await runner.cleanup()

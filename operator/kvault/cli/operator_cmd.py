@@ -8,32 +8,30 @@ the kopf handlers (Vault provisioning, VaultSecret projection and refresh). Prin
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kvault.app.defaults import DEFAULT_METRICS_PORT
+from kvault.cli import flags
 from kvault.cli.errors import EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
-    from kvault.controller.webhook.listener import WebhookSettings
-
-DEFAULT_PORT = 8443
+    from kvault.app.operator import WebhookSettings
 
 
 def register(groups: Any) -> None:
     p = groups.add_parser("operator", help="run the data plane and the Kubernetes controller")
     p.add_argument("--data-dir", type=Path, required=True, help="kvault's data directory")
-    p.add_argument("--kubeconfig", help="default: $KUBECONFIG, in-cluster, ~/.kube/config")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="data-plane port (0: any)")
+    flags.add_listener(p, what="data-plane port")
     p.add_argument(
-        "--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0: any, -1: off)"
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        help="Prometheus /metrics port (0: any, -1: off)",
     )
-    p.add_argument("--hsm", default="software", help="HSM plugin (software, pkcs11, ...)")
-    p.add_argument("--hsm-option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--audience", action="append", help="accepted token audience (kvault)")
+    flags.add_cluster(p, audience_help="accepted token audience (kvault)")
     p.add_argument(
         "--namespace",
         action="append",
@@ -116,12 +114,11 @@ def _own_authority() -> str:
 
 def _webhook(args: argparse.Namespace) -> WebhookSettings | None:
     """The webhook's settings from the flags (None with --webhook-port -1)."""
-    from kvault.controller.webhook.listener import WebhookSettings
+    from kvault.app.operator import WebhookSettings
 
     if args.webhook_port < 0:
         return None
-    if args.webhook_port > 65535:
-        raise CliError(f"--webhook-port must be -1-65535, got {args.webhook_port}", EXIT_USAGE)
+    flags.port(args.webhook_port, "--webhook-port", lowest=-1)
     if args.webhook_cert_validity < 2:
         raise CliError("--webhook-cert-validity must be at least 2 seconds", EXIT_USAGE)
     return WebhookSettings(
@@ -134,48 +131,27 @@ def _webhook(args: argparse.Namespace) -> WebhookSettings | None:
     )
 
 
-def _memory_debug() -> None:
-    """``KVAULT_TRACEMALLOC=PREFIX`` (debugging only): trace allocations from here on;
-    each SIGUSR2 writes a snapshot to ``PREFIX.N`` (compare them with ``tracemalloc``)."""
-    prefix = os.environ.get("KVAULT_TRACEMALLOC")
-    if not prefix:
-        return
-    import signal
-    import tracemalloc
-
-    tracemalloc.start(int(os.environ.get("KVAULT_TRACEMALLOC_FRAMES", "1")))
-    taken = [0]
-
-    def dump(*_: object) -> None:
-        taken[0] += 1
-        tracemalloc.take_snapshot().dump(f"{prefix}.{taken[0]}")
-
-    signal.signal(signal.SIGUSR2, dump)
-
-
 def _run(args: argparse.Namespace) -> int:
-    _memory_debug()
-    from kvault.controller import logs
-    from kvault.controller.runtime import RunConfig, run
-    from kvault.controller.settings import Options
+    from kvault.app.debug import trace_memory
 
-    if not 0 <= args.port <= 65535:
-        raise CliError(f"--port must be 0-65535, got {args.port}", EXIT_USAGE)
+    trace_memory()  # first: the trace should see the imports below
+    from kvault.app.cluster import DataPlane
+    from kvault.app.operator import Options, RunConfig, run_operator
+
+    flags.port(args.port, "--port")
     if args.workers < 1:
         raise CliError("--workers must be at least 1", EXIT_USAGE)
-    options: dict[str, str] = {}
-    for pair in args.hsm_option:
-        options.update(_pairs(pair, "--hsm-option"))
-    logs.configure()
-    cfg = RunConfig(
+    plane = DataPlane(
         data_dir=args.data_dir,
         kubeconfig=args.kubeconfig,
+        backends=flags.backends(args),
+        audiences=tuple(args.audience or ()),
         host=args.host,
         port=args.port,
+    )
+    cfg = RunConfig(
+        plane=plane,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-        hsm=args.hsm,
-        hsm_options=options,
-        audiences=tuple(args.audience or ("kvault",)),
         lease_namespace=args.lease_namespace,
         lease_name=args.lease_name,
         lease_duration=args.lease_duration,
@@ -189,5 +165,5 @@ def _run(args: argparse.Namespace) -> int:
             fault=os.environ.get("KVAULT_FAULT", ""),
         ),
     )
-    asyncio.run(run(cfg))
+    run_operator(cfg)
     return 0

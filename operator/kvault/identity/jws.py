@@ -6,7 +6,6 @@ against, and error messages we control (they name the reason, never the token).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -20,20 +19,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from kvault.crypto import jwk
+from kvault.crypto.jwk import b64url as b64url
+from kvault.crypto.jwk import unb64url as unb64url
 from kvault.errors import Unauthenticated
 
 ALG = "ES256"
 _ECDSA = ec.ECDSA(hashes.SHA256())
 #: Longer bearer tokens are refused before any parsing (ours are < 1 KiB, SA tokens ~1-2 KiB).
 MAX_TOKEN_LENGTH = 16384
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def digest(token: str) -> bytes:
@@ -70,22 +64,13 @@ def claims_unverified(token: str) -> dict[str, Any]:
 
 
 def public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
-    nums = key.public_numbers()
-    return {
-        "kty": "EC",
-        "crv": "P-256",
-        "x": b64url(nums.x.to_bytes(32, "big")),
-        "y": b64url(nums.y.to_bytes(32, "big")),
-    }
+    """The signing key as published in the JWKS (P-256)."""
+    return jwk.public_jwk(key)
 
 
 def thumbprint(key: ec.EllipticCurvePublicKey) -> str:
     """RFC 7638 JWK thumbprint: a key id that every replica derives identically."""
-    jwk = public_jwk(key)
-    canonical = json.dumps(
-        {k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
-    )
-    return b64url(hashlib.sha256(canonical.encode()).digest())
+    return jwk.thumbprint(jwk.public_jwk(key))
 
 
 def encode_header(kid: str) -> str:

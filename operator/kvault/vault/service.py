@@ -1,10 +1,9 @@
-"""Open a whole kvault (storage, HSM, barrier, audit) from a data directory."""
+"""The vault domain's façade: vaults and secrets over one storage, HSM and audit log."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kvault.audit.event import Auditor
@@ -12,7 +11,6 @@ from kvault.audit.log import AuditLog
 from kvault.barrier.barrier import Barrier
 from kvault.barrier.view import Storage
 from kvault.hsm.base import HSM
-from kvault.storage.sqlite import SQLiteStorage
 from kvault.vault import layout
 from kvault.vault.access import Access
 from kvault.vault.changes import Subscriber
@@ -22,9 +20,6 @@ from kvault.vault.model import VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
 from kvault.vault.secrets import Secrets
 from kvault.vault.vaults import Vaults
-
-DB_FILE = "kvault.db"
-AUDIT_FILE = "audit.log"
 
 
 class Kvault:
@@ -89,20 +84,21 @@ class Kvault:
     @classmethod
     async def open(
         cls,
-        data_dir: Path,
+        storage: Storage,
         hsm: HSM,
         *,
+        auditor: Auditor | None = None,
         clock: Callable[[], float] = time.time,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> Kvault:
-        """SQLite in ``data_dir`` and a hash-chained audit log beside it."""
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        await hsm.open()
-        storage = SQLiteStorage(data_dir / DB_FILE)
-        await storage.open()
-        audit = AuditLog(data_dir / AUDIT_FILE)
-        kv = cls(storage, hsm, auditor=audit, clock=clock, max_value_bytes=max_value_bytes)
-        await kv.start()
+        """The domain over an opened ``storage`` and ``hsm`` (chosen by ``app.backends``,
+        never here), started; it owns them from now on (closed with it, or on failure)."""
+        kv = cls(storage, hsm, auditor=auditor, clock=clock, max_value_bytes=max_value_bytes)
+        try:
+            await kv.start()
+        except BaseException:
+            await kv.close()
+            raise
         return kv
 
     async def start(self) -> None:

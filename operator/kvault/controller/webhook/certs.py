@@ -13,7 +13,7 @@ import ssl
 import time
 from collections.abc import Sequence
 
-from kvault.api.tls import CertificateAuthority
+from kvault.crypto.authority import CertificateAuthority
 from kvault.kube.client import _key_paths
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from kvault.api.tls import CertificateAuthority
 from kvault.controller.webhook.cabundle import Kube, ensure_ca_config_map, patch_ca_bundle
 from kvault.controller.webhook.certs import DEFAULT_VALIDITY, RotatingCert, service_names
 from kvault.controller.webhook.mutation import Injection
 from kvault.controller.webhook.server import Webhook, webhook_app
+from kvault.crypto.authority import CertificateAuthority
 
 log = logging.getLogger(__name__)
 #: How often the caBundle is checked (a `helm upgrade` or a re-install may reset it).
