@@ -21,22 +21,27 @@ from typing import Any
 import aiohttp
 import kopf
 
-from kvault.controller import kubeops, metrics, vaults
+from kvault.controller import metrics, vaults
 from kvault.controller.projection import PLURAL, Projector, interesting_items, plan_of
 from kvault.controller.refresh import Key, ProjectionIndex, WorkQueue
 from kvault.controller.settings import (
     ANN_HASH,
     ANN_OWNER,
+    API_VERSION,
     DEFAULT_REFRESH,
     FIELD_MANAGER,
     GROUP,
     MANAGED_BY,
     PROJECTION_FINALIZER,
+    VAULTS,
+    VAULTSECRETS,
     VERSION,
     Options,
     configure,
 )
+from kvault.kube import objects
 from kvault.kube.client import KubeClient
+from kvault.kube.events import EventPoster
 from kvault.vault.changes import Change
 from kvault.vault.service import Kvault
 
@@ -86,7 +91,7 @@ class Controller:
         self.kv = kv
         self.kube = kube
         self.options = options
-        self.events = kubeops.EventPoster(kube)
+        self.events = EventPoster(kube, manager=FIELD_MANAGER, api_version=API_VERSION)
         self.projector = Projector(kv, kube, self.events, options)
         self.store: dict[Key, dict[str, Any]] = {}
         self.vault_bodies: dict[str, dict[str, Any]] = {}  # domain vault name -> Vault body
@@ -133,8 +138,8 @@ class Controller:
             info = await self.kv.core.active_vault(vault)
             counts = await vaults.item_counts(self.kv, info)
             meta = body["metadata"]
-            await kubeops.patch_status(
-                self.kube, "vaults", meta["namespace"], meta["name"], {"itemCounts": counts}
+            await objects.patch_status(
+                self.kube, VAULTS, meta["namespace"], meta["name"], {"itemCounts": counts}
             )
         except Exception as exc:
             log.warning("item counts of %s not updated: %s", vault, type(exc).__name__)
@@ -188,13 +193,12 @@ class Controller:
         if body is None:
             return
         meta = body["metadata"]
-        path = kubeops.custom_path(PLURAL, key[0], key[1])
         if meta.get("deletionTimestamp"):
             if PROJECTION_FINALIZER in (meta.get("finalizers") or ()):
                 await self.projector.finalize(body)
             return
         if PROJECTION_FINALIZER not in (meta.get("finalizers") or ()):
-            await kubeops.add_finalizer(self.kube, path, body, PROJECTION_FINALIZER)
+            await objects.add_finalizer(self.kube, VAULTSECRETS, body, PROJECTION_FINALIZER)
             meta.setdefault("finalizers", []).append(PROJECTION_FINALIZER)
         started = time.monotonic()
         result = await self.projector.sync(body)
@@ -207,7 +211,7 @@ class Controller:
             metrics.CHANGE_TO_WRITE.observe(time.monotonic() - changed)
         old = body.get("status") or {}
         if result.wrote or _stable(old) != _stable({**old, **result.status}):
-            await kubeops.patch_status(self.kube, PLURAL, key[0], key[1], result.status)
+            await objects.patch_status(self.kube, VAULTSECRETS, key[0], key[1], result.status)
             merged = {**old, **result.status}
             body["status"] = {k: v for k, v in merged.items() if v is not None}
         plan = plan_of(body, DEFAULT_REFRESH)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvault.audit.event import AuditEvent
-from kvault.controller import kubeops, metrics
+from kvault.controller import metrics
 from kvault.controller.conditions import condition, now_iso, reason_of
 from kvault.controller.render import TemplateError, content_hash, render
 from kvault.controller.settings import (
@@ -32,13 +32,18 @@ from kvault.controller.settings import (
     FIELD_MANAGER,
     MANAGED_BY,
     PROJECTION_FINALIZER,
+    VAULTSECRETS,
     Options,
 )
 from kvault.controller.vaults import domain_name
 from kvault.errors import ForbiddenByRbac, ItemDisabled, KvaultError, NotFound
 from kvault.identity.model import Principal, service_account
 from kvault.identity.rbac import authorize
-from kvault.kube.client import KubeApiError, KubeClient
+from kvault.kube import objects
+from kvault.kube.client import KubeClient
+from kvault.kube.errors import ApiError
+from kvault.kube.events import EventPoster
+from kvault.kube.resources import SECRETS, WORKLOADS
 from kvault.vault.core import Caller
 from kvault.vault.model import VaultInfo
 from kvault.vault.service import Kvault
@@ -170,9 +175,7 @@ class Result:
 
 
 class Projector:
-    def __init__(
-        self, kv: Kvault, kube: KubeClient, events: kubeops.EventPoster, options: Options
-    ) -> None:
+    def __init__(self, kv: Kvault, kube: KubeClient, events: EventPoster, options: Options) -> None:
         self.kv = kv
         self.kube = kube
         self.events = events
@@ -186,9 +189,7 @@ class Projector:
         seen = self._sa_seen.get(key)
         if seen is not None and time.monotonic() - seen < SA_CACHE_SECONDS:
             return
-        found = await kubeops.get_or_none(
-            self.kube, kubeops.core_path("serviceaccounts", plan.namespace, plan.sa)
-        )
+        found = await objects.service_account(self.kube, plan.namespace, plan.sa)
         if found is None:
             self._sa_seen.pop(key, None)
             raise Refused(
@@ -356,21 +357,19 @@ class Projector:
         }
         if plan.creation != "Merge":
             manifest["type"] = plan.type
-        await self.kube.apply(
-            kubeops.core_path("secrets", plan.namespace, plan.target),
-            manifest,
-            field_manager=FIELD_MANAGER,
-        )
+        await objects.apply(self.kube, SECRETS, manifest, field_manager=FIELD_MANAGER)
         metrics.WRITES.inc()
         return True
 
     async def _drop(self, plan: Plan) -> bool:
         """Remove a Secret we own, so a refused identity keeps nothing it projected before."""
-        path = kubeops.core_path("secrets", plan.namespace, plan.target)
-        existing = await kubeops.get_or_none(self.kube, path)
+        existing = await objects.get_or_none(self.kube, SECRETS, plan.namespace, plan.target)
         if self._ours(existing, plan) and self._owned(existing, plan):
             assert existing is not None
-            return await kubeops.delete_if_exists(self.kube, path, existing["metadata"]["uid"])
+            uid = existing["metadata"]["uid"]
+            return await objects.delete_if_exists(
+                self.kube, SECRETS, plan.namespace, plan.target, uid
+            )
         return False
 
     async def _restart(self, plan: Plan, digest: str) -> list[str]:
@@ -379,10 +378,10 @@ class Projector:
         done = []
         key = f"kvault.io/hash-{plan.name}"[:63] if len(plan.name) < 48 else "kvault.io/hash"
         for kind, name in plan.restarts:
-            if kind not in RESTART_KINDS:
+            res = WORKLOADS.get(kind)
+            if res is None:
                 continue
-            path = kubeops.apps_path(kind, plan.namespace, name)
-            workload = await kubeops.get_or_none(self.kube, path)
+            workload = await objects.get_or_none(self.kube, res, plan.namespace, name)
             if workload is None:
                 continue
             tmeta = workload.get("spec", {}).get("template", {}).get("metadata") or {}
@@ -395,7 +394,7 @@ class Projector:
                     }
                 }
             }
-            await self.kube.patch(path, patch)
+            await objects.merge_patch(self.kube, res, plan.namespace, name, patch)
             metrics.RESTARTS.inc()
             done.append(f"{kind}/{name}")
         return done
@@ -433,8 +432,7 @@ class Projector:
             except TemplateError as exc:
                 raise Refused("Error", str(exc), drop=False) from None
             digest = content_hash(plan.uid, data)
-            path = kubeops.core_path("secrets", plan.namespace, plan.target)
-            existing = await kubeops.get_or_none(self.kube, path)
+            existing = await objects.get_or_none(self.kube, SECRETS, plan.namespace, plan.target)
             wrote = await self._write(plan, data, digest, existing)
             if self.options.fault == "exit-after-secret-write" and wrote:
                 os.kill(os.getpid(), signal.SIGKILL)  # tests: a crash between two writes
@@ -447,7 +445,7 @@ class Projector:
                 await self._drop(plan)
             return self._refused(body, plan, refused)
         except KvaultError as exc:
-            text = str(exc) if isinstance(exc, KubeApiError) else type(exc).__name__
+            text = str(exc) if isinstance(exc, ApiError) else type(exc).__name__
             failed = Refused("Error", f"projection failed: {text}", drop=False)
             return self._refused(body, plan, failed, retry=True)
         message = f"{len(data)} keys projected into Secret {plan.target}"
@@ -496,29 +494,24 @@ class Projector:
         """deletionPolicy: Delete removes our Secret (or our keys, for Merge); Retain keeps it
         and lets go of the owner reference so garbage collection keeps it too."""
         plan = plan_of(body, DEFAULT_REFRESH)
-        path = kubeops.core_path("secrets", plan.namespace, plan.target)
-        existing = await kubeops.get_or_none(self.kube, path)
+        existing = await objects.get_or_none(self.kube, SECRETS, plan.namespace, plan.target)
         if existing is not None and (self._ours(existing, plan) or plan.creation == "Merge"):
             if plan.deletion == "Retain":
-                await self._release(plan, path)
+                await self._release(plan)
                 self.events.post(body, "Normal", "Retained", f"Secret {plan.target} kept")
             elif plan.creation == "Merge":
-                await self._release(plan, path, keep_data=False)
+                await self._release(plan, keep_data=False)
                 self.events.post(body, "Normal", "Deleted", f"keys removed from {plan.target}")
             else:
-                await kubeops.delete_if_exists(self.kube, path, existing["metadata"]["uid"])
+                uid = existing["metadata"]["uid"]
+                await objects.delete_if_exists(self.kube, SECRETS, plan.namespace, plan.target, uid)
                 self.events.post(body, "Normal", "Deleted", f"Secret {plan.target} deleted")
-        await kubeops.remove_finalizer(
-            self.kube,
-            kubeops.custom_path(PLURAL, plan.namespace, plan.name),
-            body,
-            PROJECTION_FINALIZER,
-        )
+        await objects.remove_finalizer(self.kube, VAULTSECRETS, body, PROJECTION_FINALIZER)
 
-    async def _release(self, plan: Plan, path: str, *, keep_data: bool = True) -> None:
+    async def _release(self, plan: Plan, *, keep_data: bool = True) -> None:
         """Give up our fields: with ``keep_data`` the data stays as the Secret's own (we
         re-apply without owner reference first, then a bare apply releases ownership)."""
-        secret = await kubeops.get_or_none(self.kube, path)
+        secret = await objects.get_or_none(self.kube, SECRETS, plan.namespace, plan.target)
         if secret is None:
             return
         if keep_data:
@@ -529,10 +522,10 @@ class Projector:
                 "metadata": {"name": plan.target, "namespace": plan.namespace},
                 "data": secret.get("data") or {},
             }
-            await self.kube.apply(path, body, field_manager="kvault-retained")
+            await objects.apply(self.kube, SECRETS, body, field_manager="kvault-retained")
         bare = {
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": plan.target, "namespace": plan.namespace},
         }
-        await self.kube.apply(path, bare, field_manager=FIELD_MANAGER)
+        await objects.apply(self.kube, SECRETS, bare, field_manager=FIELD_MANAGER)

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kvault.controller import kubeops
 from kvault.controller.conditions import condition
 from kvault.controller.settings import (
     API_VERSION,
@@ -20,7 +19,9 @@ from kvault.controller.settings import (
 )
 from kvault.errors import BadParameter, KvaultError, NotFound
 from kvault.identity.model import RoleAssignment
+from kvault.kube import objects
 from kvault.kube.client import KubeClient
+from kvault.kube.resources import CONFIGMAPS, SERVICES
 from kvault.vault import layout
 from kvault.vault.core import Caller
 from kvault.vault.model import VaultInfo
@@ -144,7 +145,7 @@ async def publish(kube: KubeClient, body: Mapping[str, Any], options: Options) -
             ],
         },
     }
-    await kube.apply(kubeops.core_path("services", ns, name), service, field_manager=FIELD_MANAGER)
+    await objects.apply(kube, SERVICES, service, field_manager=FIELD_MANAGER)
     if options.ca_pem:
         config_map = {
             "apiVersion": "v1",
@@ -156,11 +157,7 @@ async def publish(kube: KubeClient, body: Mapping[str, Any], options: Options) -
             },
             "data": {"ca.crt": options.ca_pem},
         }
-        await kube.apply(
-            kubeops.core_path("configmaps", ns, CA_CONFIGMAP),
-            config_map,
-            field_manager=FIELD_MANAGER,
-        )
+        await objects.apply(kube, CONFIGMAPS, config_map, field_manager=FIELD_MANAGER)
 
 
 def ready_status(
