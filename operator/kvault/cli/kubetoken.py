@@ -10,19 +10,16 @@ import asyncio
 
 from kvault.cli.errors import EXIT_AUTH, CliError
 from kvault.errors import KvaultError
-from kvault.kube import tokens
-from kvault.kube.client import KubeClient, load_config
-from kvault.kube.errors import ApiError
+from kvault.identity.tokenrequest import TokenRequestRefused, request_token
 
 AUDIENCE = "kvault"
 LIFETIME = 600
 
 
 async def _request(namespace: str | None, service_account: str, kubeconfig: str | None) -> str:
-    config = load_config(kubeconfig)
-    ns = namespace or config.namespace
-    async with KubeClient(config) as kube:
-        token = await tokens.request(kube, ns, service_account, [AUDIENCE], LIFETIME)
+    ns, token = await request_token(
+        namespace, service_account, kubeconfig, audience=AUDIENCE, lifetime=LIFETIME
+    )
     if token is None:
         raise CliError(f"the TokenRequest for {ns}/{service_account} returned no token", EXIT_AUTH)
     return token
@@ -34,7 +31,7 @@ def service_account_token(
     """A short-lived token (audience ``kvault``) for ``namespace/service_account``."""
     try:
         return asyncio.run(_request(namespace, service_account, kubeconfig))
-    except ApiError as exc:
+    except TokenRequestRefused as exc:
         raise CliError(
             f"cannot get a token for ServiceAccount {service_account} through the kubeconfig: "
             f"{exc}",
