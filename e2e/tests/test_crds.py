@@ -297,46 +297,234 @@ VAULT_SECRET: Obj = {
 }
 RA = "spec.roleAssignments.0"
 
+
+def _set_rows(base: Obj, rows: list[tuple[str, str, Any, list[str]]]) -> list[Any]:
+    """One rejection case per row: ``base`` with ``value`` set at the dotted path."""
+    return [
+        pytest.param(base, _set(path, value), expected, id=id_)
+        for id_, path, value, expected in rows
+    ]
+
+
 # (base, mutation, substrings the apiserver's message must contain: the field, and a hint)
 REJECTED: list[Any] = [
-    # --- Vault
-    pytest.param(
+    # --- Vault: (id, dotted path, value set there, substrings)
+    *_set_rows(
         VAULT,
-        _set("spec.softDeleteRetentionInDays", 6),
-        ["spec.softDeleteRetentionInDays", "greater than or equal to 7"],
-        id="retention-6",
+        [
+            (
+                "retention-6",
+                "spec.softDeleteRetentionInDays",
+                6,
+                ["spec.softDeleteRetentionInDays", "greater than or equal to 7"],
+            ),
+            (
+                "retention-91",
+                "spec.softDeleteRetentionInDays",
+                91,
+                ["spec.softDeleteRetentionInDays", "less than or equal to 90"],
+            ),
+            ("sku-bogus", "spec.sku", "bogus", ["spec.sku", "standard"]),
+            (
+                "role-unknown",
+                f"{RA}.role",
+                "Key Vault Janitor",
+                ["spec.roleAssignments[0].role", "Key Vault Secrets User"],
+            ),
+            ("role-short-form", f"{RA}.role", "Secrets User", ["spec.roleAssignments[0].role"]),
+            (
+                "principal-two-kinds",
+                f"{RA}.principal.user",
+                "alice",
+                [
+                    "spec.roleAssignments[0].principal",
+                    "exactly one of serviceAccount, user or group",
+                ],
+            ),
+            (
+                "principal-none",
+                f"{RA}.principal",
+                {},
+                ["spec.roleAssignments[0].principal", "exactly one of"],
+            ),
+            (
+                "principal-sa-name",
+                f"{RA}.principal.serviceAccount.name",
+                "Not_A_Name",
+                ["spec.roleAssignments[0].principal.serviceAccount.name"],
+            ),
+            ("scope-no-name", f"{RA}.scope", "/secrets/", ["spec.roleAssignments[0].scope"]),
+            ("scope-bad-kind", f"{RA}.scope", "/vaults/x", ["spec.roleAssignments[0].scope"]),
+            ("scope-bad-name", f"{RA}.scope", "/secrets/a_b", ["spec.roleAssignments[0].scope"]),
+            (
+                "too-many-assignments",
+                "spec.roleAssignments",
+                [VAULT["spec"]["roleAssignments"][0]] * 257,
+                ["spec.roleAssignments", "must have at most 256 items"],
+            ),
+            ("name-not-dns1035", "metadata.name", "1vault", ["metadata.name"]),
+            (
+                "purge-protection-not-bool",
+                "spec.purgeProtection",
+                "yes",
+                ["spec.purgeProtection", "boolean"],
+            ),
+        ],
     ),
-    pytest.param(
-        VAULT,
-        _set("spec.softDeleteRetentionInDays", 91),
-        ["spec.softDeleteRetentionInDays", "less than or equal to 90"],
-        id="retention-91",
+    # --- VaultSecret: (id, dotted path, value set there, substrings)
+    *_set_rows(
+        VAULT_SECRET,
+        [
+            ("vaultref-bad-name", "spec.vaultRef.name", "App_Vault", ["spec.vaultRef.name"]),
+            (
+                "item-name-underscore",
+                "spec.data.0.remoteRef.name",
+                "db_password",
+                ["spec.data[0].remoteRef.name"],
+            ),
+            (
+                "item-name-too-long",
+                "spec.data.0.remoteRef.name",
+                "x" * 128,
+                ["spec.data[0].remoteRef.name"],
+            ),
+            (
+                "version-uppercase",
+                "spec.data.0.remoteRef.version",
+                "ABCDEF" + "0" * 26,
+                ["spec.data[0].remoteRef.version"],
+            ),
+            (
+                "version-word",
+                "spec.data.0.remoteRef.version",
+                "latest",
+                ["spec.data[0].remoteRef.version"],
+            ),
+            (
+                "remote-kind-bogus",
+                "spec.data.0.remoteRef.kind",
+                "Blob",
+                ["spec.data[0].remoteRef.kind", "Certificate"],
+            ),
+            ("secretkey-slash", "spec.data.0.secretKey", "a/b", ["spec.data[0].secretKey"]),
+            ("secretkey-dotdot", "spec.data.0.secretKey", "..", ["spec.data[0].secretKey", "'..'"]),
+            (
+                "secretkey-duplicate",
+                "spec.data",
+                [
+                    {"secretKey": "k", "remoteRef": {"name": "a"}},
+                    {"secretKey": "k", "remoteRef": {"name": "b"}},
+                ],
+                ["spec.data[1]", "Duplicate value"],
+            ),
+            (
+                "datafrom-both",
+                "spec.dataFrom",
+                [{"prefix": "a", "tag": {"name": "t", "value": "v"}}],
+                ["spec.dataFrom[0]", "exactly one of prefix or tag"],
+            ),
+            (
+                "datafrom-neither",
+                "spec.dataFrom",
+                [{}],
+                ["spec.dataFrom[0]", "exactly one of prefix or tag"],
+            ),
+            (
+                "datafrom-tag-no-value",
+                "spec.dataFrom",
+                [{"tag": {"name": "t"}}],
+                ["spec.dataFrom[0].tag.value", "Required value"],
+            ),
+            (
+                "target-type-bogus",
+                "spec.target.type",
+                "kubernetes.io/basic-auth",
+                ["spec.target.type", "Opaque"],
+            ),
+            (
+                "target-tls-without-keys",
+                "spec.target.type",
+                "kubernetes.io/tls",
+                ["spec.target.type", "tls.crt and tls.key"],
+            ),
+            (
+                "target-dockerconfig-without-key",
+                "spec.target.type",
+                "kubernetes.io/dockerconfigjson",
+                ["spec.target.type", ".dockerconfigjson"],
+            ),
+            ("target-name-invalid", "spec.target.name", "Bad_Name", ["spec.target.name"]),
+            (
+                "creation-policy-bogus",
+                "spec.target.creationPolicy",
+                "CreateOrMerge",
+                ["spec.target.creationPolicy", "Owner"],
+            ),
+            (
+                "deletion-policy-bogus",
+                "spec.target.deletionPolicy",
+                "Orphan",
+                ["spec.target.deletionPolicy", "Retain"],
+            ),
+            (
+                "label-value-invalid",
+                "spec.target.labels",
+                {"app": "not valid!"},
+                ["spec.target.labels.app"],
+            ),
+            (
+                "label-key-invalid",
+                "spec.target.labels",
+                {"-bad/key": "v"},
+                ["spec.target.labels", "qualified names"],
+            ),
+            (
+                "annotation-key-invalid",
+                "spec.target.annotations",
+                {"a b": "v"},
+                ["spec.target.annotations", "qualified names"],
+            ),
+            (
+                "template-key-invalid",
+                "spec.target.template",
+                {"data": {"a/b": "x"}},
+                ["spec.target.template.data", "valid Secret keys"],
+            ),
+            ("refresh-days", "spec.refreshInterval", "1d", ["spec.refreshInterval"]),
+            ("refresh-word", "spec.refreshInterval", "hourly", ["spec.refreshInterval"]),
+            (
+                "refresh-too-short",
+                "spec.refreshInterval",
+                "500ms",
+                ["spec.refreshInterval", "at least 10s"],
+            ),
+            (
+                "rollout-kind-bogus",
+                "spec.rolloutRestart",
+                [{"kind": "Job", "name": "x"}],
+                ["spec.rolloutRestart[0].kind", "Deployment"],
+            ),
+            (
+                "rollout-no-name",
+                "spec.rolloutRestart",
+                [{"kind": "Deployment"}],
+                ["spec.rolloutRestart[0].name", "Required value"],
+            ),
+            (
+                "rollout-too-many",
+                "spec.rolloutRestart",
+                [{"kind": "Deployment", "name": f"d{i}"} for i in range(33)],
+                ["spec.rolloutRestart", "must have at most 32 items"],
+            ),
+            (
+                "service-account-invalid",
+                "spec.serviceAccountName",
+                "Bad SA",
+                ["spec.serviceAccountName"],
+            ),
+        ],
     ),
-    pytest.param(VAULT, _set("spec.sku", "bogus"), ["spec.sku", "standard"], id="sku-bogus"),
-    pytest.param(
-        VAULT,
-        _set(f"{RA}.role", "Key Vault Janitor"),
-        ["spec.roleAssignments[0].role", "Key Vault Secrets User"],
-        id="role-unknown",
-    ),
-    pytest.param(
-        VAULT,
-        _set(f"{RA}.role", "Secrets User"),
-        ["spec.roleAssignments[0].role"],
-        id="role-short-form",
-    ),
-    pytest.param(
-        VAULT,
-        _set(f"{RA}.principal.user", "alice"),
-        ["spec.roleAssignments[0].principal", "exactly one of serviceAccount, user or group"],
-        id="principal-two-kinds",
-    ),
-    pytest.param(
-        VAULT,
-        _set(f"{RA}.principal", {}),
-        ["spec.roleAssignments[0].principal", "exactly one of"],
-        id="principal-none",
-    ),
+    # --- other mutations
     pytest.param(
         VAULT,
         _drop(f"{RA}.principal"),
@@ -345,131 +533,15 @@ REJECTED: list[Any] = [
     ),
     pytest.param(
         VAULT,
-        _set(f"{RA}.principal.serviceAccount.name", "Not_A_Name"),
-        ["spec.roleAssignments[0].principal.serviceAccount.name"],
-        id="principal-sa-name",
-    ),
-    pytest.param(
-        VAULT,
-        _set(f"{RA}.scope", "/secrets/"),
-        ["spec.roleAssignments[0].scope"],
-        id="scope-no-name",
-    ),
-    pytest.param(
-        VAULT,
-        _set(f"{RA}.scope", "/vaults/x"),
-        ["spec.roleAssignments[0].scope"],
-        id="scope-bad-kind",
-    ),
-    pytest.param(
-        VAULT,
-        _set(f"{RA}.scope", "/secrets/a_b"),
-        ["spec.roleAssignments[0].scope"],
-        id="scope-bad-name",
-    ),
-    pytest.param(
-        VAULT,
-        _set("spec.roleAssignments", [VAULT["spec"]["roleAssignments"][0]] * 257),
-        ["spec.roleAssignments", "must have at most 256 items"],
-        id="too-many-assignments",
-    ),
-    pytest.param(
-        VAULT,
         lambda o: o["spec"].update(purgeProtection=True, allowPurgeOnDelete=True),
         ["spec.allowPurgeOnDelete", "purgeProtection"],
         id="purge-on-delete-with-protection",
     ),
-    pytest.param(VAULT, _set("metadata.name", "1vault"), ["metadata.name"], id="name-not-dns1035"),
-    pytest.param(
-        VAULT,
-        _set("spec.purgeProtection", "yes"),
-        ["spec.purgeProtection", "boolean"],
-        id="purge-protection-not-bool",
-    ),
-    # --- VaultSecret
     pytest.param(
         VAULT_SECRET,
         _drop("spec.vaultRef"),
         ["spec.vaultRef", "Required value"],
         id="vaultref-missing",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.vaultRef.name", "App_Vault"),
-        ["spec.vaultRef.name"],
-        id="vaultref-bad-name",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.data.0.remoteRef.name", "db_password"),
-        ["spec.data[0].remoteRef.name"],
-        id="item-name-underscore",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.data.0.remoteRef.name", "x" * 128),
-        ["spec.data[0].remoteRef.name"],
-        id="item-name-too-long",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.data.0.remoteRef.version", "ABCDEF" + "0" * 26),
-        ["spec.data[0].remoteRef.version"],
-        id="version-uppercase",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.data.0.remoteRef.version", "latest"),
-        ["spec.data[0].remoteRef.version"],
-        id="version-word",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.data.0.remoteRef.kind", "Blob"),
-        ["spec.data[0].remoteRef.kind", "Certificate"],
-        id="remote-kind-bogus",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.data.0.secretKey", "a/b"),
-        ["spec.data[0].secretKey"],
-        id="secretkey-slash",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.data.0.secretKey", ".."),
-        ["spec.data[0].secretKey", "'..'"],
-        id="secretkey-dotdot",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set(
-            "spec.data",
-            [
-                {"secretKey": "k", "remoteRef": {"name": "a"}},
-                {"secretKey": "k", "remoteRef": {"name": "b"}},
-            ],
-        ),
-        ["spec.data[1]", "Duplicate value"],
-        id="secretkey-duplicate",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.dataFrom", [{"prefix": "a", "tag": {"name": "t", "value": "v"}}]),
-        ["spec.dataFrom[0]", "exactly one of prefix or tag"],
-        id="datafrom-both",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.dataFrom", [{}]),
-        ["spec.dataFrom[0]", "exactly one of prefix or tag"],
-        id="datafrom-neither",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.dataFrom", [{"tag": {"name": "t"}}]),
-        ["spec.dataFrom[0].tag.value", "Required value"],
-        id="datafrom-tag-no-value",
     ),
     pytest.param(
         VAULT_SECRET,
@@ -482,108 +554,6 @@ REJECTED: list[Any] = [
         lambda o: o["spec"].update(data=[], dataFrom=[]),
         ["spec.data", "at least one of data or dataFrom"],
         id="empty-data-and-datafrom",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.type", "kubernetes.io/basic-auth"),
-        ["spec.target.type", "Opaque"],
-        id="target-type-bogus",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.type", "kubernetes.io/tls"),
-        ["spec.target.type", "tls.crt and tls.key"],
-        id="target-tls-without-keys",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.type", "kubernetes.io/dockerconfigjson"),
-        ["spec.target.type", ".dockerconfigjson"],
-        id="target-dockerconfig-without-key",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.name", "Bad_Name"),
-        ["spec.target.name"],
-        id="target-name-invalid",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.creationPolicy", "CreateOrMerge"),
-        ["spec.target.creationPolicy", "Owner"],
-        id="creation-policy-bogus",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.deletionPolicy", "Orphan"),
-        ["spec.target.deletionPolicy", "Retain"],
-        id="deletion-policy-bogus",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.labels", {"app": "not valid!"}),
-        ["spec.target.labels.app"],
-        id="label-value-invalid",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.labels", {"-bad/key": "v"}),
-        ["spec.target.labels", "qualified names"],
-        id="label-key-invalid",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.annotations", {"a b": "v"}),
-        ["spec.target.annotations", "qualified names"],
-        id="annotation-key-invalid",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.target.template", {"data": {"a/b": "x"}}),
-        ["spec.target.template.data", "valid Secret keys"],
-        id="template-key-invalid",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.refreshInterval", "1d"),
-        ["spec.refreshInterval"],
-        id="refresh-days",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.refreshInterval", "hourly"),
-        ["spec.refreshInterval"],
-        id="refresh-word",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.refreshInterval", "500ms"),
-        ["spec.refreshInterval", "at least 10s"],
-        id="refresh-too-short",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.rolloutRestart", [{"kind": "Job", "name": "x"}]),
-        ["spec.rolloutRestart[0].kind", "Deployment"],
-        id="rollout-kind-bogus",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.rolloutRestart", [{"kind": "Deployment"}]),
-        ["spec.rolloutRestart[0].name", "Required value"],
-        id="rollout-no-name",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.rolloutRestart", [{"kind": "Deployment", "name": f"d{i}"} for i in range(33)]),
-        ["spec.rolloutRestart", "must have at most 32 items"],
-        id="rollout-too-many",
-    ),
-    pytest.param(
-        VAULT_SECRET,
-        _set("spec.serviceAccountName", "Bad SA"),
-        ["spec.serviceAccountName"],
-        id="service-account-invalid",
     ),
 ]
 

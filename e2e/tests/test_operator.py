@@ -301,6 +301,10 @@ def test_templates_data_from_and_no_value_outside_the_secret(
         },
     }
     create(cluster, ns, "vaultsecrets", "VaultSecret", "dsn", spec)
+    # template.mergePolicy Merge: the items' keys stay beside the template's (ESO's Merge).
+    template = {"mergePolicy": "Merge", "data": {"dsn": "postgres://app:{{ .password }}@db/app"}}
+    merged = {**spec, "target": {"template": template}}
+    create(cluster, ns, "vaultsecrets", "VaultSecret", "merged", merged)
     spec = {
         "vaultRef": {"name": "main"},
         "serviceAccountName": "app",
@@ -313,6 +317,11 @@ def test_templates_data_from_and_no_value_outside_the_secret(
     wait_condition(cluster, ns, "vaultsecrets", "bulk", "True", "Synced")
     wait_condition(cluster, ns, "vaultsecrets", "denied", "False", "Forbidden")
     assert secret_data(cluster, ns, "dsn") == {"dsn": f"postgres://app:{VALUE1}@db/app"}
+    wait_condition(cluster, ns, "vaultsecrets", "merged", "True", "Synced")
+    assert secret_data(cluster, ns, "merged") == {
+        "password": VALUE1,
+        "dsn": f"postgres://app:{VALUE1}@db/app",
+    }
     assert secret_data(cluster, ns, "bulk") == {
         k: v for k, v in values.items() if k.startswith("app-") or k == "tagged"
     }

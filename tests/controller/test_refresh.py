@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from kvault.controller.refresh import Key, ProjectionIndex, WorkQueue
+from kvault.controller.vaultsecret.index import ProjectionIndex
+from kvault.controller.workqueue import Key, WorkQueue
 from kvault.vault.changes import Change
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kvault.controller.handlers import slim
-from kvault.controller.projection import parse_duration, plan_of, principal_for
-from kvault.controller.render import TemplateError, content_hash, render
+from kvault.controller.vaultsecret.controller import slim
+from kvault.controller.vaultsecret.identity import principal_for
+from kvault.controller.vaultsecret.plan import parse_duration, plan_of
+from kvault.controller.vaultsecret.render import TemplateError, content_hash, render
 
 
 def test_default_data_is_one_key_per_item() -> None:

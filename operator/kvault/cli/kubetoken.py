@@ -7,28 +7,20 @@ ServiceAccount may act as it, which is the identity rule kvault follows everywhe
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import quote
 
 from kvault.cli.errors import EXIT_AUTH, CliError
 from kvault.errors import KvaultError
-from kvault.kube.client import KubeApiError, KubeClient, load_config
+from kvault.identity.tokenrequest import TokenRequestRefused, request_token
 
 AUDIENCE = "kvault"
 LIFETIME = 600
 
 
 async def _request(namespace: str | None, service_account: str, kubeconfig: str | None) -> str:
-    config = load_config(kubeconfig)
-    ns = namespace or config.namespace
-    path = (
-        f"/api/v1/namespaces/{quote(ns, safe='')}/serviceaccounts/"
-        f"{quote(service_account, safe='')}/token"
+    ns, token = await request_token(
+        namespace, service_account, kubeconfig, audience=AUDIENCE, lifetime=LIFETIME
     )
-    body = {"spec": {"audiences": [AUDIENCE], "expirationSeconds": LIFETIME}}
-    async with KubeClient(config) as kube:
-        reply = await kube.post(path, body)
-    token = (reply.get("status") or {}).get("token")
-    if not isinstance(token, str) or not token:
+    if token is None:
         raise CliError(f"the TokenRequest for {ns}/{service_account} returned no token", EXIT_AUTH)
     return token
 
@@ -39,7 +31,7 @@ def service_account_token(
     """A short-lived token (audience ``kvault``) for ``namespace/service_account``."""
     try:
         return asyncio.run(_request(namespace, service_account, kubeconfig))
-    except KubeApiError as exc:
+    except TokenRequestRefused as exc:
         raise CliError(
             f"cannot get a token for ServiceAccount {service_account} through the kubeconfig: "
             f"{exc}",

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 
 import kopf
 
+from kvault.kube.resources import Resource
+
 GROUP = "kvault.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+VAULTS = Resource(GROUP, VERSION, "vaults")
+VAULTSECRETS = Resource(GROUP, VERSION, "vaultsecrets")
 FINALIZER = "kvault.io/finalizer"  # kopf's, on Vaults
 #: Ours, on VaultSecrets (level-based handlers: kopf would strip a finalizer of its own name
 #: from objects without kopf change handlers).

@@ -25,10 +25,11 @@ from kvault.errors import Unauthenticated, Unavailable
 from kvault.identity import jws
 from kvault.identity.cache import Outcome, OutcomeCache
 from kvault.identity.model import Principal
-from kvault.kube.client import KubeApiError, KubeClient
+from kvault.kube import tokens
+from kvault.kube.client import KubeClient
+from kvault.kube.errors import ApiError, Forbidden, Unauthorized
 
 DEFAULT_AUDIENCE = "kvault"
-TOKENREVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,21 +62,15 @@ class KubeTokenReviewer:
         self.client = client
 
     async def __call__(self, token: str, audiences: Sequence[str]) -> ReviewStatus:
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": token, "audiences": list(audiences)},
-        }
         try:
-            reply = await self.client.post(TOKENREVIEWS, body)
-        except KubeApiError as exc:
-            if exc.status in (401, 403):
-                raise Unavailable(
-                    "kvault may not create tokenreviews: grant its ServiceAccount the ClusterRole "
-                    "system:auth-delegator"
-                ) from None
+            status = await tokens.review(self.client, token, audiences)
+        except (Unauthorized, Forbidden):
+            raise Unavailable(
+                "kvault may not create tokenreviews: grant its ServiceAccount the ClusterRole "
+                "system:auth-delegator"
+            ) from None
+        except ApiError as exc:
             raise Unavailable(f"the Kubernetes API refused a TokenReview ({exc.status})") from None
-        status = reply.get("status") or {}
         user = status.get("user") or {}
         extra = user.get("extra") or {}
         return ReviewStatus(

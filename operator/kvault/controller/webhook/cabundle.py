@@ -8,12 +8,11 @@ import base64
 import logging
 from typing import Any, Protocol
 
-from kvault.controller import kubeops
 from kvault.controller.settings import CA_CONFIGMAP, FIELD_MANAGER, MANAGED_BY
 from kvault.kube.client import JSON_PATCH
+from kvault.kube.resources import CONFIGMAPS, MUTATING_WEBHOOK_CONFIGURATIONS
 
 log = logging.getLogger(__name__)
-WEBHOOK_CONFIGS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 
 
 class Kube(Protocol):
@@ -43,14 +42,14 @@ def ca_config_map(namespace: str, ca_pem: str) -> dict[str, Any]:
 
 
 async def ensure_ca_config_map(kube: Kube, namespace: str, ca_pem: str) -> None:
-    path = kubeops.core_path("configmaps", namespace, CA_CONFIGMAP)
+    path = CONFIGMAPS.path(namespace, CA_CONFIGMAP)
     await kube.apply(path, ca_config_map(namespace, ca_pem), field_manager=FIELD_MANAGER)
 
 
 async def patch_ca_bundle(kube: Kube, name: str, ca_pem: str) -> bool:
     """Set every webhook's ``clientConfig.caBundle`` of configuration ``name`` to kvault's CA;
     True when something changed (False: already right)."""
-    path = f"{WEBHOOK_CONFIGS}/{name}"
+    path = MUTATING_WEBHOOK_CONFIGURATIONS.path(name=name)
     current = await kube.get(path)
     bundle = base64.b64encode(ca_pem.encode()).decode()
     ops: list[dict[str, Any]] = []

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from kvault.crypto.authority import CertificateAuthority
-from kvault.kube.client import _key_paths
+from kvault.kube.config import key_paths as _key_paths
 
 log = logging.getLogger(__name__)
 DEFAULT_VALIDITY = dt.timedelta(days=30)

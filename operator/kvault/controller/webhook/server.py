@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from kvault.controller import kubeops
 from kvault.controller.webhook.cabundle import Kube, ensure_ca_config_map
 from kvault.controller.webhook.mutation import Injection, patch, wanted
-from kvault.kube.client import KubeApiError
+from kvault.kube.errors import NotFound
+from kvault.kube.resources import SERVICEACCOUNTS
 
 log = logging.getLogger(__name__)
 REVIEW_API = "admission.k8s.io/v1"
@@ -45,11 +45,9 @@ def _answer(uid: str, ops: list[dict[str, Any]]) -> web.Response:
 
 async def _sa_annotations(kube: Kube, namespace: str, name: str) -> dict[str, str]:
     try:
-        sa = await kube.get(kubeops.core_path("serviceaccounts", namespace, name))
-    except KubeApiError as exc:
-        if exc.status == 404:
-            return {}
-        raise
+        sa = await kube.get(SERVICEACCOUNTS.path(namespace, name))
+    except NotFound:
+        return {}
     return dict((sa.get("metadata") or {}).get("annotations") or {})
 
 

@@ -62,11 +62,16 @@ def render_one(template: str, values: Mapping[str, str], key: str) -> str:
     return _FIELD.sub(field, template)
 
 
-def render(values: Mapping[str, str], templates: Mapping[str, str] | None) -> dict[str, str]:
-    """The Secret's data (text). Without templates every projected value is a key."""
+def render(
+    values: Mapping[str, str], templates: Mapping[str, str] | None, *, merge: bool = False
+) -> dict[str, str]:
+    """The Secret's data (text). Without templates every projected value is a key; with
+    ``merge`` (``template.mergePolicy: Merge``) the projected values stay beside the
+    rendered keys, and a rendered key wins over a projected one of the same name."""
     if not templates:
         return dict(values)
-    return {key: render_one(str(tpl), values, key) for key, tpl in templates.items()}
+    rendered = {key: render_one(str(tpl), values, key) for key, tpl in templates.items()}
+    return {**values, **rendered} if merge else rendered
 
 
 def content_hash(salt: str, data: Mapping[str, str]) -> str:

@@ -1,21 +1,17 @@
-"""Keeping projections current: a de-duplicating work queue (one reconcile per VaultSecret
-at a time, like client-go's), an index from vault items to the VaultSecrets that project
-them (fed to the vault's in-process change feed: a write re-syncs within milliseconds), and
-per-object timers for the periodic refresh that heals drift."""
+"""A de-duplicating work queue (one reconcile per object at a time, like client-go's), with
+per-object timers for the periodic refresh that heals drift and backoff after failures."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from kvault.controller import metrics
-from kvault.vault.changes import Change
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]  # (namespace, name) of a VaultSecret
+Key = tuple[str, str]  # (namespace, name) of an object
 MAX_BACKOFF = 300.0
 
 
@@ -33,7 +29,6 @@ class WorkQueue:
     _timers: dict[Key, tuple[float, asyncio.TimerHandle]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _failures: dict[Key, int] = field(default_factory=dict)
-    enqueued_at: dict[Key, float] = field(default_factory=dict)
 
     def add(self, key: Key) -> None:
         if key in self._active:
@@ -42,7 +37,6 @@ class WorkQueue:
         if key in self._pending:
             return
         self._pending.add(key)
-        self.enqueued_at.setdefault(key, time.monotonic())
         self._queue.put_nowait(key)
         metrics.QUEUE_DEPTH.set(len(self._pending))
 
@@ -110,45 +104,3 @@ class WorkQueue:
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self.add(key)
-
-
-@dataclass
-class ProjectionIndex:
-    """(vault, item) -> VaultSecrets that read it; vault -> those that list it or all."""
-
-    _items: dict[tuple[str, str], set[Key]] = field(default_factory=dict)
-    _vaults: dict[str, set[Key]] = field(default_factory=dict)
-    _listers: dict[str, set[Key]] = field(default_factory=dict)
-    _of: dict[Key, tuple[str, frozenset[str], bool]] = field(default_factory=dict)
-
-    def put(self, key: Key, vault: str, items: set[str], lists: bool) -> None:
-        entry = (vault, frozenset(items), lists)
-        if self._of.get(key) == entry:
-            return
-        self.drop(key)
-        self._of[key] = entry
-        self._vaults.setdefault(vault, set()).add(key)
-        for item in items:
-            self._items.setdefault((vault, item), set()).add(key)
-        if lists:
-            self._listers.setdefault(vault, set()).add(key)
-
-    def drop(self, key: Key) -> None:
-        entry = self._of.pop(key, None)
-        if entry is None:
-            return
-        vault, items, _ = entry
-        for bucket in (
-            [self._vaults.get(vault)]
-            + [self._items.get((vault, i)) for i in items]
-            + [self._listers.get(vault)]
-        ):
-            if bucket is not None:
-                bucket.discard(key)
-
-    def affected(self, change: Change) -> set[Key]:
-        if not change.item:  # a vault-wide change: roles, deletion, recovery
-            return set(self._vaults.get(change.vault, ()))
-        return set(self._items.get((change.vault, change.item.lower()), ())) | set(
-            self._listers.get(change.vault, ())
-        )

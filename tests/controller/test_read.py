@@ -1,0 +1,90 @@
+"""Reading a VaultSecret's plan through the sources, as its ServiceAccount, against a real
+kvault (SQLite, software HSM): granted reads, dataFrom, denials before any read, and kinds
+without a source. The whole projection runs against a real cluster in e2e/tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvault.app.backends import open_kvault
+from kvault.controller.vaultsecret.outcome import Refused
+from kvault.controller.vaultsecret.plan import plan_of
+from kvault.controller.vaultsecret.read import read
+from kvault.hsm.registry import load
+from kvault.identity.model import RoleAssignment
+from kvault.vault.service import Kvault
+
+SU = "Key Vault Secrets User"
+
+
+@pytest.fixture
+async def kv(tmp_path: Path) -> AsyncIterator[Kvault]:
+    kv = await open_kvault(
+        tmp_path / "data", load("software", {"key_file": str(tmp_path / "root.key")})
+    )
+    roles = [
+        RoleAssignment("team-a/app", SU, "/"),
+        RoleAssignment("team-a/one", SU, "/secrets/db-password"),
+    ]
+    await kv.vaults.create("main.team-a", retention_days=7, role_assignments=roles)
+    await kv.secrets.set("main.team-a", "db-password", "pw-1")
+    await kv.secrets.set("main.team-a", "app-token", "tok-1")
+    await kv.secrets.set("main.team-a", "other", "o-1", tags={"team": "blue"})
+    yield kv
+    await kv.close()
+
+
+def _plan(sa: str, **spec: Any) -> Any:
+    body = {
+        "metadata": {"namespace": "team-a", "name": "vs", "uid": "u"},
+        "spec": {"vaultRef": {"name": "main"}, "serviceAccountName": sa, **spec},
+    }
+    return plan_of(body, 0)
+
+
+async def test_data_and_data_from_are_read_with_their_versions(kv: Kvault) -> None:
+    plan = _plan(
+        "app",
+        data=[{"secretKey": "password", "remoteRef": {"name": "db-password"}}],
+        dataFrom=[{"prefix": "app-"}, {"tag": {"name": "team", "value": "blue"}}],
+    )
+    values, versions = await read(kv, plan)
+    assert values == {"password": "pw-1", "app-token": "tok-1", "other": "o-1"}
+    assert set(versions) == set(values) and all(len(v) == 32 for v in versions.values())
+
+
+async def test_a_denied_item_refuses_the_whole_projection(kv: Kvault) -> None:
+    plan = _plan(
+        "one",
+        data=[
+            {"secretKey": "a", "remoteRef": {"name": "db-password"}},
+            {"secretKey": "b", "remoteRef": {"name": "app-token"}},
+        ],
+    )
+    with pytest.raises(Refused) as refused:
+        await read(kv, plan)
+    assert refused.value.reason == "Forbidden" and refused.value.drop
+    assert "'app-token'" in refused.value.message and "tok-1" not in refused.value.message
+    with pytest.raises(Refused, match="the list of secrets"):
+        await read(kv, _plan("one", dataFrom=[{"prefix": ""}]))
+
+
+async def test_missing_items_vaults_and_unknown_kinds_keep_the_secret(kv: Kvault) -> None:
+    cases = [
+        (_plan("app", data=[{"secretKey": "x", "remoteRef": {"name": "gone"}}]), "ItemNotFound"),
+        (_plan("app", vaultRef={"name": "nope"}), "VaultNotFound"),
+        (
+            _plan("app", data=[{"secretKey": "k", "remoteRef": {"name": "k", "kind": "Key"}}]),
+            "Error",
+        ),
+    ]
+    for plan, reason in cases:
+        with pytest.raises(Refused) as refused:
+            await read(kv, plan)
+        assert refused.value.reason == reason and not refused.value.drop
+    with pytest.raises(Refused, match=r"remoteRef.kind Key is not supported yet \(only Secret\)"):
+        await read(kv, cases[2][0])
