@@ -57,6 +57,13 @@ def _read(base: Path, value: str) -> bytes:
     return (path if path.is_absolute() else base / path).read_bytes()
 
 
+def _inline_or_file(entry: dict[str, Any], field: str, base: Path) -> bytes | None:
+    """``<field>-data`` (base64, inline) wins over ``<field>`` (a path), as in kubectl."""
+    if f"{field}-data" in entry:
+        return _b64(entry[f"{field}-data"])
+    return _read(base, entry[field]) if field in entry else None
+
+
 def _named(items: Any, name: str, what: str, source: Path) -> dict[str, Any]:
     for item in items or ():
         if isinstance(item, dict) and item.get("name") == name:
@@ -89,20 +96,8 @@ def from_kubeconfig(path: Path, context: str | None = None) -> KubeConfig:
         ca = _b64(cluster["certificate-authority-data"]).decode()
     elif "certificate-authority" in cluster:
         ca = _read(base, cluster["certificate-authority"]).decode()
-    cert = (
-        _b64(user["client-certificate-data"])
-        if "client-certificate-data" in user
-        else _read(base, user["client-certificate"])
-        if "client-certificate" in user
-        else None
-    )
-    key = (
-        _b64(user["client-key-data"])
-        if "client-key-data" in user
-        else _read(base, user["client-key"])
-        if "client-key" in user
-        else None
-    )
+    cert = _inline_or_file(user, "client-certificate", base)
+    key = _inline_or_file(user, "client-key", base)
     token_file = user.get("tokenFile")
     return KubeConfig(
         server=str(server).rstrip("/"),

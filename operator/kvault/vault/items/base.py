@@ -11,7 +11,7 @@ from kvault.barrier.retry import cas_retry
 from kvault.errors import NotFound
 from kvault.vault import names
 from kvault.vault.access import authorize
-from kvault.vault.core import Caller, Core
+from kvault.vault.core import Caller, Core, Outcome
 from kvault.vault.items import paging
 from kvault.vault.items.kind import ItemKind
 from kvault.vault.items.records import HeadRecord, ItemMeta, VersionRecord
@@ -85,6 +85,20 @@ class ItemBase(Generic[M, V, P, I, D]):
         key, ctx = self._rows.version_row(vault.id, lname, version)
         found = await self._core.read(key, ctx)
         return None if found is None else (found[0], self._codec.decode_version(found[1]))
+
+    async def _pick_version(
+        self, vault: VaultInfo, lname: str, name: str, version: str, outcome: Outcome
+    ) -> tuple[tuple[int, HeadRecord[M]], tuple[int, VersionRecord[M, V]]]:
+        """(head, version) rows of the version asked for, or of the current one; the version
+        goes into ``outcome`` before it is read, so a miss is audited with it."""
+        head = await self._head(vault, lname)
+        if head is None:
+            raise self._not_found(name)
+        outcome.version = version = version or head[1].meta.version
+        found = await self._version(vault, lname, version)
+        if found is None:
+            raise self._not_found(f"{name}/{version}")
+        return head, found
 
     def _deleted_view(self, vault: VaultInfo, head: HeadRecord[M]) -> D:
         return self.kind.deleted(

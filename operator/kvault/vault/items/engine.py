@@ -103,15 +103,7 @@ class Items(Lifecycle[M, V, P, I, D]):
                 names.version(version)
             vault = await core.active_vault(vault_name)
             self._authorize(caller, vault, self._get, name)
-            head = await self._head(vault, lname)
-            if head is None:
-                raise self._not_found(name)
-            version = version or head[1].meta.version
-            outcome.version = version
-            found = await self._version(vault, lname, version)
-            if found is None:
-                raise self._not_found(f"{name}/{version}")
-            record = found[1]
+            _, (_, record) = await self._pick_version(vault, lname, name, version, outcome)
             if not record.meta.enabled:
                 raise ItemDisabled(
                     f"Operation get is not allowed on a disabled {self.kind.name}.",
@@ -204,14 +196,8 @@ class Items(Lifecycle[M, V, P, I, D]):
             self._authorize(caller, vault, self._update, name)
 
             async def attempt() -> M:
-                head = await self._head(vault, lname)
-                if head is None:
-                    raise self._not_found(name)
-                target = version or head[1].meta.version
-                outcome.version = target
-                found = await self._version(vault, lname, target)
-                if found is None:
-                    raise self._not_found(f"{name}/{target}")
+                head, found = await self._pick_version(vault, lname, name, version, outcome)
+                target = found[1].meta.version
                 meta = replace(found[1].meta, updated=core.now(), **changes)
                 vkey, vctx = self._rows.version_row(vault.id, lname, target)
                 txn = core.store.txn()
