@@ -157,7 +157,7 @@ async def test_exchange_then_local_verification(
 ) -> None:
     service_account(kube_cluster, namespace)
     assertion = request_token(kube_cluster, namespace, "app", [AUDIENCE], seconds=3600)
-    identity = await open_identity(kv.storage, kv.barrier, reviewer)
+    identity = await open_identity(kv.sealed, reviewer)
 
     resp = await identity.exchange.exchange(
         {
@@ -179,7 +179,7 @@ async def test_exchange_then_local_verification(
     assert f"system:serviceaccounts:{namespace}" in p.groups
     assert reviewer.calls == 1  # verified locally: no TokenReview for kvault's own token
     # Another replica (same storage, its own caches) verifies it by signature, also locally.
-    replica = await open_identity(kv.storage, kv.barrier, reviewer)
+    replica = await open_identity(kv.sealed, reviewer)
     assert (await replica.authenticator.authenticate(access)) == p
     assert reviewer.calls == 1
 

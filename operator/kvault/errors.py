@@ -32,7 +32,15 @@ class BadParameter(KvaultError):
 
 
 class NotFound(KvaultError):
+    """Nothing by that name. ``code`` names what is missing in Azure's terms
+    (``SecretNotFound``, ``KeyNotFound``, ``VaultNotFound``...)."""
+
     code = "NotFound"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class Conflict(KvaultError):

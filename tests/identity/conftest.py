@@ -97,6 +97,6 @@ async def soft_kv(
 
 @pytest.fixture
 async def tokens(soft_kv: Kvault, clock: FakeClock) -> AccessTokens:
-    t = AccessTokens(SigningKeys(soft_kv.storage, soft_kv.barrier, clock=clock), clock=clock)
+    t = AccessTokens(SigningKeys(soft_kv.sealed, clock=clock), clock=clock)
     await t.start()
     return t

@@ -126,7 +126,7 @@ async def test_open_identity_wires_everything(
     soft_kv: Kvault, reviewer: FakeReviewer, clock: FakeClock
 ) -> None:
     identity = await open_identity(
-        soft_kv.storage, soft_kv.barrier, reviewer, issuer="https://kvault.example", clock=clock
+        soft_kv.sealed, reviewer, issuer="https://kvault.example", clock=clock
     )
     assertion = sa_token()
     reviewer.valid.add(assertion)

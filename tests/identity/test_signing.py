@@ -20,7 +20,7 @@ from tests.fixtures.kvault import FakeClock, KvFactory
 
 async def test_created_on_first_use_and_never_stored_in_plaintext(kv: Kvault) -> None:
     assert await kv.storage.get(ROW) is None
-    keys = await SigningKeys(kv.storage, kv.barrier).ensure()
+    keys = await SigningKeys(kv.sealed).ensure()
     row = await kv.storage.get(ROW)
     assert row is not None and row.revision == 1
     d = keys.active.private.private_numbers().private_value.to_bytes(32, "big")
@@ -31,11 +31,11 @@ async def test_created_on_first_use_and_never_stored_in_plaintext(kv: Kvault) ->
 
 
 async def test_same_key_after_restart(kv: Kvault, kv_factory: KvFactory, clock: FakeClock) -> None:
-    tokens = AccessTokens(SigningKeys(kv.storage, kv.barrier), clock=clock)
+    tokens = AccessTokens(SigningKeys(kv.sealed), clock=clock)
     issued = await tokens.mint(Principal("system:serviceaccount:a:b"))
     await kv.close()
     again = await kv_factory()
-    verifier = AccessTokens(SigningKeys(again.storage, again.barrier), clock=clock)
+    verifier = AccessTokens(SigningKeys(again.sealed), clock=clock)
     await verifier.start()
     assert verifier.is_ours(issued.token)
     assert (await verifier.authenticate(issued.token)).name == "system:serviceaccount:a:b"
@@ -63,7 +63,7 @@ class GatedStorage:
 async def test_racing_replicas_end_with_one_key(kv: Kvault) -> None:
     gate = asyncio.Barrier(2)
     replicas = [
-        SigningKeys(s, Barrier(s, kv.hsm))  # type: ignore[arg-type]
+        SigningKeys(Barrier(s, kv.hsm).view)  # type: ignore[arg-type]
         for s in (GatedStorage(kv.storage, gate), GatedStorage(kv.storage, gate))
     ]
     a, b = await asyncio.gather(*(r.ensure() for r in replicas))
@@ -71,21 +71,21 @@ async def test_racing_replicas_end_with_one_key(kv: Kvault) -> None:
     assert len(a.keys) == len(b.keys) == 1
     row = await kv.storage.get(ROW)
     assert row is not None and row.revision == 1
-    assert (await SigningKeys(kv.storage, kv.barrier).ensure()).active.kid == a.active.kid
+    assert (await SigningKeys(kv.sealed).ensure()).active.kid == a.active.kid
 
 
 async def test_rotation_keeps_previous_keys(kv: Kvault) -> None:
-    keys = SigningKeys(kv.storage, kv.barrier)
+    keys = SigningKeys(kv.sealed)
     first = (await keys.ensure()).active.kid
     second = await keys.rotate()
-    other = SigningKeys(kv.storage, kv.barrier)
+    other = SigningKeys(kv.sealed)
     assert [k.kid for k in (await other.ensure()).keys] == [second, first]
     third = await other.rotate(keep=2)
     assert [k.kid for k in (await keys.refresh()).keys] == [third, second]
 
 
 async def test_tampered_key_row_is_refused(kv: Kvault) -> None:
-    await SigningKeys(kv.storage, kv.barrier).ensure()
+    await SigningKeys(kv.sealed).ensure()
     row = await kv.storage.get(ROW)
     assert row is not None
     bad = bytearray(row.value)
@@ -93,4 +93,4 @@ async def test_tampered_key_row_is_refused(kv: Kvault) -> None:
     await kv.storage.commit([Put(ROW, bytes(bad))])
     kv.barrier.clear_caches()
     with pytest.raises(IntegrityError):
-        await SigningKeys(kv.storage, kv.barrier).ensure()
+        await SigningKeys(kv.sealed).ensure()

@@ -157,7 +157,7 @@ async def test_rotation_keeps_old_tokens_valid_and_reaches_other_replicas(
     tokens: AccessTokens, soft_kv: Kvault, clock: FakeClock
 ) -> None:
     old = (await tokens.mint(ALICE)).token
-    replica = AccessTokens(SigningKeys(soft_kv.storage, soft_kv.barrier, clock=clock), clock=clock)
+    replica = AccessTokens(SigningKeys(soft_kv.sealed, clock=clock), clock=clock)
     await replica.start()
     new_kid = await tokens.keys.rotate()
     new = (await tokens.mint(ALICE)).token

@@ -42,14 +42,6 @@ def error_response(
     )
 
 
-class VaultNotFound(NotFound):
-    code = "VaultNotFound"
-
-
-class SecretNotFound(NotFound):
-    code = "SecretNotFound"
-
-
 def from_kvault(exc: KvaultError) -> web.Response:
     """The HTTP answer to a domain error. Server-side faults get a generic message: their text
     may describe storage or keys, which is not the caller's business."""
@@ -60,8 +52,7 @@ def from_kvault(exc: KvaultError) -> web.Response:
     if isinstance(exc, Forbidden):
         return error_response(403, "Forbidden", exc.message, exc.inner_code)
     if isinstance(exc, NotFound):
-        code = exc.code if exc.code != "NotFound" else "SecretNotFound"
-        return error_response(404, code, exc.message)
+        return error_response(404, exc.code, exc.message)
     if isinstance(exc, Conflict):
         return error_response(409, "Conflict", exc.message, exc.inner_code)
     if isinstance(exc, Unavailable):

@@ -12,11 +12,11 @@ from aiohttp import web
 from kvault.api import paging
 from kvault.api.auth import PRINCIPAL, safe_host
 from kvault.api.config import CONFIG
-from kvault.api.errors import VaultNotFound
 from kvault.api.hosts import vault_for_host
 from kvault.api.middleware import REQUEST_ID
 from kvault.errors import NotFound
 from kvault.vault.core import Caller
+from kvault.vault.model import VAULT_NOT_FOUND
 from kvault.vault.service import Kvault
 
 _JSON = "application/json"
@@ -37,11 +37,8 @@ async def begin(request: web.Request, operation: str, name: str | None = None) -
     host = safe_host(request)
     vault = vault_for_host(host, config.default_vault)
     if vault is None:
-        raise VaultNotFound(f"no vault is addressed by host {host!r}")
-    try:
-        info = await config.kv.vault(vault)
-    except NotFound:
-        raise VaultNotFound(f"vault {vault!r} was not found") from None
+        raise NotFound(f"no vault is addressed by host {host!r}", VAULT_NOT_FOUND)
+    info = await config.kv.vault(vault)
     caller = Caller.of(request[PRINCIPAL], request[REQUEST_ID])
     config.kv.authorize(caller, info, operation, name)
     return Call(config.kv, vault, "https://" + host, caller)

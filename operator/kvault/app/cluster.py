@@ -62,7 +62,7 @@ async def open_cluster(plane: DataPlane) -> ClusterSetup:
     kube: KubeClient | None = None
     try:
         kube = KubeClient(load_config(plane.kubeconfig))
-        identity = await open_identity(kv.storage, kv.barrier, kube, audiences=plane.accepted)
+        identity = await open_identity(kv.sealed, kube, audiences=plane.accepted)
         tls = server_tls(plane.data_dir)
     except BaseException:
         await kv.close()

@@ -10,6 +10,7 @@ from kvault.cli.errors import EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
     from kvault.app.backends import Backends
+    from kvault.app.cluster import DataPlane
 
 
 def add_listener(parser: Any, *, what: str = "port") -> None:
@@ -50,3 +51,18 @@ def backends(args: argparse.Namespace) -> Backends:
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     return Backends(hsm=args.hsm, hsm_options=options)
+
+
+def data_plane(args: argparse.Namespace, **extra: Any) -> DataPlane:
+    """The cluster data plane that the shared flags describe (``extra``: the command's own)."""
+    from kvault.app.cluster import DataPlane
+
+    return DataPlane(
+        data_dir=args.data_dir,
+        kubeconfig=args.kubeconfig,
+        backends=backends(args),
+        audiences=tuple(args.audience or ()),
+        host=args.host,
+        port=args.port,
+        **extra,
+    )

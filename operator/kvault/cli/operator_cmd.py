@@ -135,22 +135,13 @@ def _run(args: argparse.Namespace) -> int:
     from kvault.app.debug import trace_memory
 
     trace_memory()  # first: the trace should see the imports below
-    from kvault.app.cluster import DataPlane
     from kvault.app.operator import Options, RunConfig, run_operator
 
     flags.port(args.port, "--port")
     if args.workers < 1:
         raise CliError("--workers must be at least 1", EXIT_USAGE)
-    plane = DataPlane(
-        data_dir=args.data_dir,
-        kubeconfig=args.kubeconfig,
-        backends=flags.backends(args),
-        audiences=tuple(args.audience or ()),
-        host=args.host,
-        port=args.port,
-    )
     cfg = RunConfig(
-        plane=plane,
+        plane=flags.data_plane(args),
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
         lease_namespace=args.lease_namespace,
         lease_name=args.lease_name,

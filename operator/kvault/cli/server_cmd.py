@@ -46,17 +46,7 @@ def _run(args: argparse.Namespace) -> int:
 
         run_dev(args.data_dir, args.host, args.port)
         return 0
-    from kvault.app.cluster import DataPlane, run_cluster
+    from kvault.app.cluster import run_cluster
 
-    run_cluster(
-        DataPlane(
-            data_dir=args.data_dir,
-            kubeconfig=args.kubeconfig,
-            backends=flags.backends(args),
-            audiences=tuple(args.audience or ()),
-            default_vault=args.default_vault,
-            host=args.host,
-            port=args.port,
-        )
-    )
+    run_cluster(flags.data_plane(args, default_vault=args.default_vault))
     return 0

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kvault.barrier.barrier import Barrier
+from kvault.barrier.view import SealedView
 from kvault.identity.chain import ChainAuthenticator
 from kvault.identity.exchange import TokenExchange
 from kvault.identity.signing import SigningKeys
@@ -18,7 +18,6 @@ from kvault.identity.tokenreview import (
 )
 from kvault.identity.tokens import DEFAULT_ISSUER, DEFAULT_LIFETIME, AccessTokens
 from kvault.kube.client import KubeClient
-from kvault.storage.base import Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +31,7 @@ class Identity:
 
 
 async def open_identity(
-    storage: Storage,
-    barrier: Barrier,
+    store: SealedView,
     kube: KubeClient | Reviewer,
     *,
     audiences: Sequence[str] = (DEFAULT_AUDIENCE,),
@@ -41,12 +39,12 @@ async def open_identity(
     lifetime: int = DEFAULT_LIFETIME,
     clock: Callable[[], float] = time.time,
 ) -> Identity:
-    """Load (or create) the signing key and build the authenticators. ``barrier`` must hold
-    the system keyring (``Kvault.start`` ensures it)."""
+    """Load (or create) the signing key and build the authenticators. ``store`` is the
+    domain's sealed view (``Kvault.sealed``), whose barrier holds the system keyring."""
     reviewer = KubeTokenReviewer(kube) if isinstance(kube, KubeClient) else kube
     reviews = TokenReviewAuthenticator(reviewer, audiences=audiences, clock=clock)
     tokens = AccessTokens(
-        SigningKeys(storage, barrier, clock=clock),
+        SigningKeys(store, clock=clock),
         issuer=issuer,
         audience=audiences[0],
         lifetime=lifetime,

@@ -3,7 +3,8 @@
 One row, ``sys/identity/signing-key``, holds every key (the active one signs, the others
 still verify tokens they signed before a rotation), sealed under the system keyring. The
 first replica to need a key creates the row with compare-and-set; a replica that loses the
-race reads the winner's key, so all replicas end with the same one.
+race reads the winner's key, so all replicas end with the same one. The row is read and
+written through the barrier's sealed view, with its one bounded compare-and-set retry.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kvault.barrier import rows
-from kvault.barrier.barrier import Barrier
 from kvault.barrier.context import Context
-from kvault.errors import IntegrityError, StorageConflict
+from kvault.barrier.retry import cas_retry
+from kvault.barrier.view import ABSENT, SealedView
+from kvault.errors import IntegrityError
 from kvault.identity import jws
-from kvault.storage.base import ABSENT, Put, Row, Storage
 
 ROW = rows.SIGNING_KEY
 CONTEXT = Context("sys", "signing-key", "jwt")
@@ -54,7 +55,6 @@ class KeySet:
     """Every key, newest first; ``keys[0]`` signs."""
 
     keys: tuple[SigningKey, ...]
-    revision: int
 
     @property
     def active(self) -> SigningKey:
@@ -78,7 +78,7 @@ class KeySet:
         ).encode()
 
     @classmethod
-    def decode(cls, plaintext: bytes, revision: int) -> KeySet:
+    def decode(cls, plaintext: bytes) -> KeySet:
         try:
             doc = json.loads(plaintext)
             keys = tuple(
@@ -94,25 +94,19 @@ class KeySet:
             raise IntegrityError("the stored signing key record is malformed") from None
         if not keys:
             raise IntegrityError("the stored signing key record holds no key")
-        return cls(keys, revision)
+        return cls(keys)
 
 
 class SigningKeys:
     """Loads, creates and rotates the shared signing keys; callers read :attr:`current`."""
 
-    def __init__(
-        self, storage: Storage, barrier: Barrier, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._storage = storage
-        self._barrier = barrier
+    def __init__(self, store: SealedView, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
         self._clock = clock
         self._lock = asyncio.Lock()
         self.current: KeySet | None = None
         self.by_kid: dict[str, SigningKey] = {}
         self.by_header: dict[str, SigningKey] = {}
-
-    async def _decode(self, row: Row) -> KeySet:
-        return KeySet.decode(await self._barrier.open(CONTEXT, row.value), row.revision)
 
     def _install(self, keys: KeySet) -> KeySet:
         self.current = keys
@@ -135,32 +129,33 @@ class SigningKeys:
             return await self._load_or_create()
 
     async def _load_or_create(self) -> KeySet:
-        while True:
-            row = await self._storage.get(ROW)
-            if row is not None:
-                return self._install(await self._decode(row))
-            keys = KeySet((SigningKey.new(int(self._clock())),), 0)
-            sealed = await self._barrier.seal(CONTEXT, keys.encode())
-            try:
-                revs = await self._storage.commit([Put(ROW, sealed, expect=ABSENT)])
-            except StorageConflict:
-                continue  # another replica created it first: use theirs
-            return self._install(KeySet(keys.keys, revs[ROW]))
+        async def attempt() -> KeySet:
+            found = await self._store.get(ROW, CONTEXT)
+            if found is not None:
+                return self._install(KeySet.decode(found[1]))
+            # A lost race re-reads: another replica created it first, use theirs.
+            return await self._write(KeySet((SigningKey.new(int(self._clock())),)), ABSENT)
+
+        return await cas_retry(attempt, "the token-signing key")
 
     async def rotate(self, keep: int = KEEP) -> str:
         """Make a new key active, keeping the newest ``keep - 1`` others for verification.
         Returns the new key id."""
         async with self._lock:
-            while True:
-                row = await self._storage.get(ROW)
-                old: tuple[SigningKey, ...] = (await self._decode(row)).keys if row else ()
+
+            async def attempt() -> str:
+                found = await self._store.get(ROW, CONTEXT)
+                old = KeySet.decode(found[1]).keys if found else ()
                 new = SigningKey.new(int(self._clock()))
-                keys = KeySet((new, *old[: max(0, keep - 1)]), 0)
-                sealed = await self._barrier.seal(CONTEXT, keys.encode())
-                expect = row.revision if row else ABSENT
-                try:
-                    revs = await self._storage.commit([Put(ROW, sealed, expect=expect)])
-                except StorageConflict:
-                    continue
-                self._install(KeySet(keys.keys, revs[ROW]))
+                await self._write(
+                    KeySet((new, *old[: max(0, keep - 1)])), found[0] if found else ABSENT
+                )
                 return new.kid
+
+            return await cas_retry(attempt, "the token-signing key")
+
+    async def _write(self, keys: KeySet, expect: int) -> KeySet:
+        txn = self._store.txn()
+        await txn.put(ROW, CONTEXT, keys.encode(), expect)
+        await self._store.commit(txn)
+        return self._install(keys)

@@ -15,7 +15,7 @@ from kvault.errors import KvaultError, NotFound
 from kvault.identity.model import Principal
 from kvault.vault import layout
 from kvault.vault.changes import VAULT_MUTATIONS, Change, ChangeFeed
-from kvault.vault.model import VaultInfo
+from kvault.vault.model import VAULT_NOT_FOUND, VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
 from kvault.vault.records import decode_vault
 
@@ -125,5 +125,5 @@ class Core:
         """The vault, which must exist and not be deleted."""
         entry = await self.vault_row(name)
         if entry is None or entry[1].deleted_date is not None:
-            raise NotFound(f"vault {name!r} was not found")
+            raise NotFound(f"vault {name!r} was not found", VAULT_NOT_FOUND)
         return entry[1]

@@ -9,6 +9,9 @@ from typing import Generic, TypeVar
 from kvault.identity.model import RoleAssignment
 
 T = TypeVar("T")
+DAY = 86400
+#: Azure's error code for a vault that does not exist (or is deleted).
+VAULT_NOT_FOUND = "VaultNotFound"
 
 __all__ = ["DeletedSecret", "Page", "RoleAssignment", "Secret", "SecretProperties", "VaultInfo"]
 
@@ -24,6 +27,10 @@ class VaultInfo:
     role_assignments: tuple[RoleAssignment, ...] = ()
     deleted_date: int | None = None
     scheduled_purge_date: int | None = None
+
+    def purge_date(self, deleted: int) -> int:
+        """When something deleted at ``deleted`` (the vault, or an item in it) is purged."""
+        return deleted + self.retention_days * DAY
 
     @property
     def recovery_level(self) -> str:

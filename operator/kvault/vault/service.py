@@ -9,7 +9,7 @@ from typing import Any
 from kvault.audit.event import Auditor
 from kvault.audit.log import AuditLog
 from kvault.barrier.barrier import Barrier
-from kvault.barrier.view import Storage
+from kvault.barrier.view import SealedView, Storage
 from kvault.hsm.base import HSM
 from kvault.vault import layout
 from kvault.vault.access import Access
@@ -56,6 +56,12 @@ class Kvault:
             {op: e.kind.plural for e in self.kinds for op in e.kind.operations.values()},
         )
         self._closed = False
+
+    @property
+    def sealed(self) -> SealedView:
+        """Storage sealed by this kvault's barrier, for system records kept beside the vaults
+        (the identity's token-signing keys): nothing outside the barrier sees a row."""
+        return self.barrier.view
 
     async def vault(self, name: str) -> VaultInfo:
         """The vault ``name`` (it must exist and not be deleted); not audited, from cache."""

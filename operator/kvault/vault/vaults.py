@@ -14,11 +14,10 @@ from kvault.errors import BadParameter, Conflict, NotFound, PurgeProtected, Stor
 from kvault.identity.rbac import role_name
 from kvault.vault import layout, names
 from kvault.vault.core import LOCAL, Caller, Core
-from kvault.vault.model import RoleAssignment, VaultInfo
+from kvault.vault.model import VAULT_NOT_FOUND, RoleAssignment, VaultInfo
 from kvault.vault.records import decode_vault, encode_vault
 
 SKUS = ("standard", "premium")
-_DAY = 86400
 
 
 def _role_assignments(items: Iterable[RoleAssignment]) -> tuple[RoleAssignment, ...]:
@@ -119,7 +118,7 @@ class Vaults:
         async def attempt() -> VaultInfo:
             entry = await core.vault_row(name)
             if entry is None:
-                raise NotFound(f"vault {name!r} was not found")
+                raise NotFound(f"vault {name!r} was not found", VAULT_NOT_FOUND)
             revision, info = entry
             new = replace(info, **updates)
             key, ctx = layout.vault_row(name)
@@ -167,14 +166,14 @@ class Vaults:
             return await self._write(
                 name,
                 deleted_date=now,
-                scheduled_purge_date=now + info.retention_days * _DAY,
+                scheduled_purge_date=info.purge_date(now),
             )
 
     async def recover(self, name: str, *, caller: Caller = LOCAL) -> VaultInfo:
         with self._core.audited(caller, name, "VaultRecover"):
             entry = await self._core.vault_row(names.vault_name(name))
             if entry is None or entry[1].deleted_date is None:
-                raise NotFound(f"deleted vault {name!r} was not found")
+                raise NotFound(f"deleted vault {name!r} was not found", VAULT_NOT_FOUND)
             return await self._write(name, deleted_date=None, scheduled_purge_date=None)
 
     async def purge(self, name: str, *, caller: Caller = LOCAL) -> None:
@@ -186,7 +185,7 @@ class Vaults:
             async def attempt() -> None:  # the cached record may be stale: re-read on conflict
                 entry = await core.vault_row(name)
                 if entry is None or entry[1].deleted_date is None:
-                    raise NotFound(f"deleted vault {name!r} was not found")
+                    raise NotFound(f"deleted vault {name!r} was not found", VAULT_NOT_FOUND)
                 info = entry[1]
                 if info.purge_protection and core.now() < (info.scheduled_purge_date or 0):
                     raise PurgeProtected(

@@ -53,11 +53,15 @@ class ItemBase(Generic[M, V, P, I, D]):
 
     def _not_found(self, name: str) -> NotFound:
         return NotFound(
-            f"A {self.kind.name} with (name/id) {name} was not found in this key vault."
+            f"A {self.kind.name} with (name/id) {name} was not found in this key vault.",
+            self.kind.not_found_code,
         )
 
     def _deleted_not_found(self, name: str) -> NotFound:
-        return NotFound(f"Deleted {self.kind.name} {name} was not found in this key vault.")
+        return NotFound(
+            f"Deleted {self.kind.name} {name} was not found in this key vault.",
+            self.kind.not_found_code,
+        )
 
     # -- reading rows -----------------------------------------------------------------------
 

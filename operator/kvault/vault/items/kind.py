@@ -81,6 +81,11 @@ class ItemKind(Generic[M, V, P, I, D]):
         return frozenset(self.operations[v] for v in MUTATING_VERBS)
 
     @property
+    def not_found_code(self) -> str:
+        """Azure's error code for a missing item of this kind (``SecretNotFound``)."""
+        return self.title + "NotFound"
+
+    @property
     def backup_purpose(self) -> str:
         """What a backup blob of this kind is sealed for (it opens for nothing else)."""
         return f"{self.name}-backup"

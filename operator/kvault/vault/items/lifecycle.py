@@ -22,8 +22,6 @@ from kvault.vault.items.base import SCHEDULER, D, I, ItemBase, M, P, V
 from kvault.vault.items.records import HeadRecord
 from kvault.vault.model import Page, VaultInfo
 
-_DAY = 86400
-
 
 class Lifecycle(ItemBase[M, V, P, I, D]):
     """Delete, recover, purge, backup and restore for one kind."""
@@ -44,7 +42,7 @@ class Lifecycle(ItemBase[M, V, P, I, D]):
                 gone = replace(
                     head[1],
                     deleted_date=now,
-                    scheduled_purge_date=now + vault.retention_days * _DAY,
+                    scheduled_purge_date=vault.purge_date(now),
                 )
                 hkey, _ = self._rows.head_row(vault.id, lname)
                 dkey, dctx = self._rows.deleted_row(vault.id, lname)
