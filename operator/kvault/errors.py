@@ -42,6 +42,11 @@ class NotFound(KvaultError):
         if code is not None:
             self.code = code
 
+    @property
+    def outcome(self) -> str:
+        """The audit log says ``NotFound`` for every kind (its operation names the kind)."""
+        return "NotFound"
+
 
 class Conflict(KvaultError):
     """The operation does not fit the current state (name taken, deleted-but-recoverable...)."""

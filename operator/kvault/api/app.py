@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kvault.api import openapi, routes_oauth, routes_secrets
+from kvault.api import openapi, routing
 from kvault.api.auth import PUBLIC
 from kvault.api.config import CONFIG, ApiConfig
 from kvault.api.middleware import middleware
@@ -28,6 +28,5 @@ def build_app(config: ApiConfig) -> web.Application:
     app.router.add_get("/healthz", healthz, name=PUBLIC + "healthz")
     app.router.add_get("/healthz/noop", noop, name="noop")
     app.router.add_get("/openapi.json", openapi.handler, name=PUBLIC + "openapi")
-    routes_secrets.add_routes(app)
-    routes_oauth.add_routes(app)
+    routing.add_routes(app, openapi.ROUTES)
     return app

@@ -48,6 +48,24 @@ def string(doc: dict[str, Any], field: str, *, required: bool = False, where: st
     return value
 
 
+def optional_string(doc: dict[str, Any], field: str) -> str | None:
+    """A string field that may be missing or null (both ``None``)."""
+    value = string(doc, field)
+    return None if value is MISSING else value
+
+
+def integer(doc: dict[str, Any], field: str) -> int | None:
+    """An integer field that may be missing or null (both ``None``)."""
+    value = doc.get(field)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadParameter(f"{field} must be an integer")
+    return value
+
+
 def tags(doc: dict[str, Any]) -> dict[str, str] | None:
     value = doc.get("tags")
     if value is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kvault.api import routes_oauth, routes_secrets
+from kvault.api import key_schemas, routes_keys, routes_oauth, routes_secrets
 from kvault.api.paging import MAX_RESULTS
 from kvault.api.routing import Route
 from kvault.vault.names import MAX_UNIX_TIME
@@ -39,7 +39,7 @@ _ERRORS = {
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
     },
     "403": _json(_ref("KeyVaultError"), "Not allowed (innererror: ForbiddenByRbac...)."),
-    "404": _json(_ref("KeyVaultError"), "No such vault, secret or version."),
+    "404": _json(_ref("KeyVaultError"), "No such vault, item or version."),
     "409": _json(_ref("KeyVaultError"), "The name is taken, or deleted but recoverable."),
     "413": _json(_ref("KeyVaultError"), "The request body is too large."),
     "500": _json(_ref("KeyVaultError"), "Server-side failure (never caused by input)."),
@@ -256,6 +256,8 @@ _INFRA: dict[str, Any] = {
     },
 }
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
+#: Every route table, in registration order (what :mod:`kvault.api.app` registers).
+ROUTES: tuple[Route, ...] = routes_secrets.ROUTES + routes_keys.ROUTES + routes_oauth.ROUTES
 
 
 def operation(route: Route) -> dict[str, Any]:
@@ -289,7 +291,7 @@ def document_path(route: Route) -> str:
 def document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
     """The document of ``routes`` (default: every route module's table)."""
     paths: dict[str, Any] = {}
-    for route in routes_secrets.ROUTES + routes_oauth.ROUTES if routes is None else routes:
+    for route in ROUTES if routes is None else routes:
         if route.operation_id is None and route.spec is None:
             continue  # an alias of a documented route
         paths.setdefault(document_path(route), {})[route.method.lower()] = operation(route)
@@ -297,12 +299,12 @@ def document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {
-            "title": "kvault data plane (Azure Key Vault secrets API)",
+            "title": "kvault data plane (Azure Key Vault secrets and keys API)",
             "version": "2026-04-01",
         },
         "paths": paths,
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **key_schemas.SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from kvault.api import routing
 from kvault.api.auth import PUBLIC, safe_host
 from kvault.api.config import CONFIG
 from kvault.api.routing import Route
@@ -107,7 +106,3 @@ ROUTES = (
         name=PUBLIC + "openid-configuration",
     ),
 )
-
-
-def add_routes(app: web.Application) -> None:
-    routing.add_routes(app, ROUTES)

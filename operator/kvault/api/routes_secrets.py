@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kvault.api import bodies, paging, routing, shapes
+from kvault.api import bodies, paging, shapes
 from kvault.api.request import begin, ok
 from kvault.api.request import page as _page
 from kvault.api.routing import Route, item_params
@@ -262,7 +262,3 @@ ROUTES = (
         _P,
     ),
 )
-
-
-def add_routes(app: web.Application) -> None:
-    routing.add_routes(app, ROUTES)

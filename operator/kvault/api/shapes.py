@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvault.vault.model import DeletedSecret, Secret, SecretProperties
+from kvault.vault.model import DeletedSecret, KeyProperties, Secret, SecretProperties
 
 
-def attributes(p: SecretProperties) -> dict[str, Any]:
+def attributes(p: SecretProperties | KeyProperties) -> dict[str, Any]:
+    """The ``attributes`` object every item kind shares."""
     out: dict[str, Any] = {"enabled": p.enabled}
     if p.not_before is not None:
         out["nbf"] = p.not_before
@@ -40,11 +41,18 @@ def bundle(base: str, secret: Secret) -> dict[str, Any]:
     return {"value": secret.value, **properties(base, secret.properties)}
 
 
+def deletion(base: str, plural: str, name: str, deleted: int, purge: int) -> dict[str, Any]:
+    """The fields a deleted item of any kind adds: where to recover it, and when."""
+    return {
+        "recoveryId": f"{base}/deleted{plural}/{name}",
+        "deletedDate": deleted,
+        "scheduledPurgeDate": purge,
+    }
+
+
 def deleted(base: str, d: DeletedSecret, *, versioned: bool = True) -> dict[str, Any]:
     """DeletedSecretBundle / DeletedSecretItem: the metadata plus where to recover it from."""
     return {
         **properties(base, d.properties, versioned=versioned),
-        "recoveryId": f"{base}/deletedsecrets/{d.properties.name}",
-        "deletedDate": d.deleted_date,
-        "scheduledPurgeDate": d.scheduled_purge_date,
+        **deletion(base, "secrets", d.properties.name, d.deleted_date, d.scheduled_purge_date),
     }

@@ -52,14 +52,16 @@ def root_token(data_dir: Path) -> str:
     return token
 
 
-async def open_dev(data_dir: Path) -> DevSetup:
-    """The domain with vault ``dev``, the root token and TLS, all from ``data_dir``."""
-    kv = await open_configured(data_dir, Backends())
+async def open_dev(data_dir: Path, backends: Backends | None = None) -> DevSetup:
+    """The domain with vault ``dev``, the root token and TLS, all from ``data_dir``. The
+    vault is premium, so ``-HSM`` keys can be tried (with the software plugin they are held
+    in process: not an HSM, see :mod:`kvault.hsm.software`)."""
+    kv = await open_configured(data_dir, backends or Backends())
     try:
         try:
             await kv.vaults.get(DEV_VAULT)
         except NotFound:
-            await kv.vaults.create(DEV_VAULT, retention_days=DEV_RETENTION_DAYS)
+            await kv.vaults.create(DEV_VAULT, sku="premium", retention_days=DEV_RETENTION_DAYS)
         token = root_token(data_dir)
         tls = server_tls(data_dir)
     except BaseException:
@@ -69,9 +71,11 @@ async def open_dev(data_dir: Path) -> DevSetup:
     return DevSetup(config, tls, token)
 
 
-async def serve_dev(data_dir: Path, host: str, port: int) -> None:
+async def serve_dev(
+    data_dir: Path, host: str, port: int, backends: Backends | None = None
+) -> None:
     """Serve the dev data plane until SIGINT/SIGTERM, announcing endpoint, token and CA."""
-    setup = await open_dev(data_dir)
+    setup = await open_dev(data_dir, backends)
 
     def ready(bound: int) -> None:
         announce(
@@ -95,13 +99,15 @@ async def serve_dev(data_dir: Path, host: str, port: int) -> None:
         await setup.config.kv.close()
 
 
-def run_dev(data_dir: Path | None, host: str, port: int) -> None:
+def run_dev(
+    data_dir: Path | None, host: str, port: int, backends: Backends | None = None
+) -> None:
     """The ``kvault server --dev`` process (a temporary data directory when none)."""
     logs.plain()
     temporary = data_dir is None
     directory = Path(tempfile.mkdtemp(prefix="kvault-dev-")) if data_dir is None else data_dir
     try:
-        asyncio.run(serve_dev(directory, host, port))
+        asyncio.run(serve_dev(directory, host, port, backends))
     finally:
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)

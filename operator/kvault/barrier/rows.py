@@ -50,6 +50,11 @@ class ItemRows:
         return f"{ITEMS}{vault_id}/{self.deleted}/"
 
 
+def key_policy(vault_id: str, lname: str) -> str:
+    """A key's rotation policy (one per key name, beside the key's own rows)."""
+    return f"{ITEMS}{vault_id}/kp/{lname}"
+
+
 #: Per item kind. Keys and certificates are reserved here so that no two kinds can collide.
 ITEM_ROWS: dict[str, ItemRows] = {
     "secret": ItemRows("s", "sv", "ds"),

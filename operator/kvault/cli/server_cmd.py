@@ -31,7 +31,9 @@ def register(groups: Any) -> None:
         "removed on exit",
     )
     flags.add_listener(server)
-    cluster = server.add_argument_group("without --dev (Kubernetes identity)")
+    cluster = server.add_argument_group(
+        "without --dev (Kubernetes identity); --hsm and --hsm-option apply to --dev too"
+    )
     flags.add_cluster(cluster, audience_help="accepted ServiceAccount token audience (kvault)")
     cluster.add_argument("--default-vault", help="vault for requests whose Host names none")
     server.set_defaults(handler=_run)
@@ -44,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dev:
         from kvault.app.dev import run_dev
 
-        run_dev(args.data_dir, args.host, args.port)
+        run_dev(args.data_dir, args.host, args.port, flags.backends(args))
         return 0
     from kvault.app.cluster import run_cluster
 

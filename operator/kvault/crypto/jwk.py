@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
-#: JWK ``crv`` names and their curves (the NIST curves Azure Key Vault offers).
+#: JWK ``crv`` names and their curves: the ones Azure Key Vault offers (``P-256K`` is secp256k1).
 CURVES: dict[str, type[ec.EllipticCurve]] = {
     "P-256": ec.SECP256R1,
     "P-384": ec.SECP384R1,
     "P-521": ec.SECP521R1,
+    "P-256K": ec.SECP256K1,
 }
 _CRV = {curve().name: crv for crv, curve in CURVES.items()}
 #: The members RFC 7638 hashes, per key type.

@@ -19,7 +19,11 @@ ROLE_DATA_ACTIONS: dict[str, tuple[str, ...]] = {
         f"{_KV}/secrets/getSecret/action",
         f"{_KV}/secrets/readMetadata/action",
     ),
-    "Key Vault Crypto Officer": (f"{_KV}/keys/*", f"{_KV}/keyrotationpolicies/*"),
+    "Key Vault Crypto Officer": (
+        f"{_KV}/keys/*",
+        f"{_KV}/keyrotationpolicies/*",
+        f"{_KV}/rng/action",
+    ),
     "Key Vault Crypto User": tuple(
         f"{_KV}/keys/{a}"
         for a in (
@@ -55,33 +59,55 @@ ROLE_DATA_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 ROLES = tuple(ROLE_DATA_ACTIONS)
 
-#: Per item kind (the title of its operation names): the plural that names its data
-#: actions, and the data action of each operation verb (Azure's permission model). Keys and
-#: certificates add their tables when they become kinds.
-KIND_ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
-    "Secret": (
-        "secrets",
-        {
-            "Get": "getSecret/action",
-            "Set": "setSecret/action",
-            "List": "readMetadata/action",
-            "ListVersions": "readMetadata/action",
-            "GetDeleted": "readMetadata/action",
-            "ListDeleted": "readMetadata/action",
-            "Update": "update/action",
-            "Delete": "delete",
-            "Recover": "recover/action",
-            "Purge": "purge/action",
-            "Backup": "backup/action",
-            "Restore": "restore/action",
-        },
-    ),
+#: Per item kind (the title of its operation names): the data action of each operation verb,
+#: below ``Microsoft.KeyVault/vaults/`` (Azure's permission model).
+KIND_ACTIONS: dict[str, dict[str, str]] = {
+    "Secret": {
+        "Get": "secrets/getSecret/action",
+        "Set": "secrets/setSecret/action",
+        "List": "secrets/readMetadata/action",
+        "ListVersions": "secrets/readMetadata/action",
+        "GetDeleted": "secrets/readMetadata/action",
+        "ListDeleted": "secrets/readMetadata/action",
+        "Update": "secrets/update/action",
+        "Delete": "secrets/delete",
+        "Recover": "secrets/recover/action",
+        "Purge": "secrets/purge/action",
+        "Backup": "secrets/backup/action",
+        "Restore": "secrets/restore/action",
+    },
+    "Key": {
+        "Get": "keys/read",
+        "Set": "keys/import/action",
+        "Create": "keys/create/action",
+        "Import": "keys/import/action",
+        "List": "keys/read",
+        "ListVersions": "keys/read",
+        "GetDeleted": "keys/read",
+        "ListDeleted": "keys/read",
+        "Update": "keys/update/action",
+        "Delete": "keys/delete",
+        "Recover": "keys/recover/action",
+        "Purge": "keys/purge/action",
+        "Backup": "keys/backup/action",
+        "Restore": "keys/restore/action",
+        "Rotate": "keys/rotate/action",
+        "Encrypt": "keys/encrypt/action",
+        "Decrypt": "keys/decrypt/action",
+        "Sign": "keys/sign/action",
+        "Verify": "keys/verify/action",
+        "WrapKey": "keys/wrap/action",
+        "UnwrapKey": "keys/unwrap/action",
+        "GetRotationPolicy": "keyrotationpolicies/read",
+        "SetRotationPolicy": "keyrotationpolicies/write",
+        "GetRandomBytes": "rng/action",
+    },
 }
 
 #: Audited operation name (``SecretGet``) -> the data action it needs.
 OPERATION_ACTIONS: dict[str, str] = {
-    title + verb: f"{_KV}/{plural}/{action}"
-    for title, (plural, verbs) in KIND_ACTIONS.items()
+    title + verb: f"{_KV}/{action}"
+    for title, verbs in KIND_ACTIONS.items()
     for verb, action in verbs.items()
 }
 

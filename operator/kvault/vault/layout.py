@@ -68,6 +68,10 @@ class KindLayout:
         )
 
 
+def key_policy_row(vault_id: str, lname: str) -> tuple[str, Context]:
+    return rows.key_policy(vault_id, lname), Context(vault_id, "key-rotation-policy", lname)
+
+
 SECRETS = KindLayout.of("secret")
 # The secrets' rows by their historical names (tests and tools address rows directly).
 heads = SECRETS.heads

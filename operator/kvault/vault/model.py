@@ -13,7 +13,17 @@ DAY = 86400
 #: Azure's error code for a vault that does not exist (or is deleted).
 VAULT_NOT_FOUND = "VaultNotFound"
 
-__all__ = ["DeletedSecret", "Page", "RoleAssignment", "Secret", "SecretProperties", "VaultInfo"]
+__all__ = [
+    "DeletedKey",
+    "DeletedSecret",
+    "Key",
+    "KeyProperties",
+    "Page",
+    "RoleAssignment",
+    "Secret",
+    "SecretProperties",
+    "VaultInfo",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,55 @@ class DeletedSecret:
     properties: SecretProperties
     deleted_date: int
     scheduled_purge_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyProperties:
+    """One key version's metadata; ``kty`` as Azure spells it (``RSA``, ``EC-HSM``...)."""
+
+    vault: str
+    name: str
+    version: str
+    enabled: bool
+    created: int
+    updated: int
+    not_before: int | None = None
+    expires: int | None = None
+    kty: str = "RSA"
+    key_ops: tuple[str, ...] = ()
+    managed: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+    recovery_level: str = "Recoverable+Purgeable"
+    recoverable_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A key version as callers see it: metadata and the public JWK members only."""
+
+    properties: KeyProperties
+    public: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedKey:
+    properties: KeyProperties
+    deleted_date: int
+    scheduled_purge_date: int
+    #: The deleted version's public JWK members (delete and get-deleted return the key).
+    public: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyResult:
+    """What a cryptographic operation returns: the version used and the output bytes
+    (``iv``/``tag`` for AES-GCM and CBC encryption)."""
+
+    version: str
+    value: bytes = field(repr=False)
+    iv: bytes | None = None
+    tag: bytes | None = None
+    aad: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

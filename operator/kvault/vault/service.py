@@ -16,6 +16,7 @@ from kvault.vault.access import Access
 from kvault.vault.changes import Subscriber
 from kvault.vault.core import Caller, Core
 from kvault.vault.items.engine import Items
+from kvault.vault.keys import Keys
 from kvault.vault.model import VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
 from kvault.vault.secrets import Secrets
@@ -48,8 +49,9 @@ class Kvault:
         self.core = core
         self.vaults = Vaults(core)
         self.secrets = Secrets(core)
-        #: Every item kind's engine (keys and certificates join here).
-        self.kinds: tuple[Items[Any, Any, Any, Any, Any], ...] = (self.secrets,)
+        self.keys = Keys(core, hsm)
+        #: Every item kind's engine (certificates join here).
+        self.kinds: tuple[Items[Any, Any, Any, Any, Any], ...] = (self.secrets, self.keys)
         core.mutations = core.mutations.union(*(e.kind.mutations for e in self.kinds))
         self._access = Access(
             core,

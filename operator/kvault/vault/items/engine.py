@@ -11,7 +11,7 @@ audited (never with a value). The operations after a version's life are in
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +27,7 @@ from kvault.vault.items import paging
 from kvault.vault.items.base import UNSET, D, I, M, P, V
 from kvault.vault.items.lifecycle import Lifecycle
 from kvault.vault.items.records import HeadRecord, VersionRecord
-from kvault.vault.model import Page
+from kvault.vault.model import Page, VaultInfo
 
 
 class Items(Lifecycle[M, V, P, I, D]):
@@ -48,10 +48,50 @@ class Items(Lifecycle[M, V, P, I, D]):
     ) -> I:
         """Add a new version; it becomes the current one. ``attributes`` are the kind's own
         metadata fields (validated by the kind)."""
+
+        async def given(vault: VaultInfo, meta: M) -> V:
+            return value
+
+        return await self.add_version(
+            vault_name,
+            name,
+            given,
+            operation=self._set,
+            check=lambda: self.kind.check_value(value, self._core.max_value_bytes),
+            attributes=attributes,
+            tags=tags,
+            enabled=enabled,
+            not_before=not_before,
+            expires=expires,
+            caller=caller,
+        )
+
+    async def add_version(
+        self,
+        vault_name: str,
+        name: str,
+        make: Callable[[VaultInfo, M], Awaitable[V]],
+        *,
+        operation: str,
+        check: Callable[[], object] = lambda: None,
+        attributes: Mapping[str, Any],
+        tags: Mapping[str, str] | None = None,
+        enabled: bool = True,
+        not_before: int | None = None,
+        expires: int | None = None,
+        caller: Caller = LOCAL,
+        discard: Callable[[V], Awaitable[None]] | None = None,
+        derive: Callable[[VaultInfo, str], Awaitable[Mapping[str, Any]]] | None = None,
+    ) -> I:
+        """Add a new version whose value ``make`` builds once the input is valid and the
+        caller authorised (a key generated for its version); audited as ``operation``.
+        ``discard`` undoes what ``make`` made outside storage when the write fails;
+        ``derive`` reads metadata fields from the current version once the caller is
+        authorised (a rotation repeats the key's type and operations)."""
         core, kind = self._core, self.kind
-        with core.audited(caller, vault_name, self._set, name) as outcome:
+        with core.audited(caller, vault_name, operation, name) as outcome:
             lname = self._lname(name)
-            kind.check_value(value, core.max_value_bytes)
+            check()
             if not isinstance(enabled, bool):
                 raise BadParameter("enabled must be true or false")
             now = core.now()
@@ -67,19 +107,21 @@ class Items(Lifecycle[M, V, P, I, D]):
                 tags=names.tags(tags) or {},
             )
             vault = await core.active_vault(vault_name)
-            self._authorize(caller, vault, self._set, name)
+            self._authorize(caller, vault, operation, name)
+            if derive is not None:
+                meta = replace(meta, **await derive(vault, lname))
+            if discard is not None and await self._head(vault, lname) is None:
+                # make has effects outside storage (an HSM object): refuse before, not after
+                await self._refuse_deleted(vault, lname, name)
+            value = await make(vault, meta)
 
             async def attempt() -> None:
                 head = await self._head(vault, lname)
                 vkey, vctx = self._rows.version_row(vault.id, lname, meta.version)
                 hkey, hctx = self._rows.head_row(vault.id, lname)
                 dkey, _ = self._rows.deleted_row(vault.id, lname)
-                if head is None and await self._deleted(vault, lname) is not None:
-                    raise DeletedButRecoverable(
-                        f"{kind.title} {name} is currently in a deleted but recoverable state, "
-                        f"and its name cannot be reused; in this state, the {kind.name} can only "
-                        "be recovered or purged."
-                    )
+                if head is None:
+                    await self._refuse_deleted(vault, lname, name)
                 txn = core.store.txn()
                 txn.check(dkey, ABSENT)
                 version = self._codec.encode_version(VersionRecord(meta, value))
@@ -88,9 +130,23 @@ class Items(Lifecycle[M, V, P, I, D]):
                 await txn.put(hkey, hctx, head_row, head[0] if head else ABSENT)
                 await core.store.commit(txn)
 
-            await self._retry(attempt)
+            try:
+                await self._retry(attempt)
+            except BaseException:
+                if discard is not None:
+                    await discard(value)
+                raise
             outcome.version = meta.version
             return kind.item(kind.properties(meta, vault), value)
+
+    async def _refuse_deleted(self, vault: VaultInfo, lname: str, name: str) -> None:
+        if await self._deleted(vault, lname) is not None:
+            kind = self.kind
+            raise DeletedButRecoverable(
+                f"{kind.title} {name} is currently in a deleted but recoverable state, "
+                f"and its name cannot be reused; in this state, the {kind.name} can only "
+                "be recovered or purged."
+            )
 
     async def get(
         self, vault_name: str, name: str, version: str = "", *, caller: Caller = LOCAL

@@ -69,16 +69,20 @@ class ItemKind(Generic[M, V, P, I, D]):
     deleted: Callable[[P, int, int], D]
     disabled_code: str
     links: tuple[Link, ...] = ()
+    #: The kind's own operations beyond :data:`VERBS` (a key's ``Sign``), and which of them
+    #: change what a reader sees (``Create``, ``Rotate``).
+    verbs: tuple[str, ...] = ()
+    mutating: tuple[str, ...] = ()
     layout: KindLayout = field(init=False)
     operations: Mapping[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layout", KindLayout.of(self.name))
-        object.__setattr__(self, "operations", {v: self.title + v for v in VERBS})
+        object.__setattr__(self, "operations", {v: self.title + v for v in VERBS + self.verbs})
 
     @property
     def mutations(self) -> frozenset[str]:
-        return frozenset(self.operations[v] for v in MUTATING_VERBS)
+        return frozenset(self.operations[v] for v in MUTATING_VERBS + self.mutating)
 
     @property
     def not_found_code(self) -> str:
