@@ -7,9 +7,9 @@ import asyncio
 import json
 import sys
 
-from bench import api, core, operator
+from bench import api, core, keys, operator
 
-BENCHMARKS = {"api": api.run, "core": core.run, "operator": operator.run}
+BENCHMARKS = {"api": api.run, "core": core.run, "keys": keys.run, "operator": operator.run}
 
 
 def main() -> int:

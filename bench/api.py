@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _SERVER = (sys.executable, "-m", "kvault.cli.main", "server", "--dev", "--port", "0")
 
 
-def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def _start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
-        [*_SERVER, "--data-dir", str(data_dir)],
+        [*_SERVER, "--data-dir", str(data_dir), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -50,16 +50,20 @@ def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]
     raise RuntimeError("kvault server --dev exited before printing its endpoint")
 
 
-async def _load(url: str, token: str, ca: str, seconds: float, connections: int) -> dict[str, Any]:
-    """Run ``connections`` workers against ``url`` for ``seconds``; latencies in ms."""
+async def _load(
+    url: str, token: str, ca: str, seconds: float, connections: int, body: str | None = None
+) -> dict[str, Any]:
+    """Run ``connections`` workers against ``url`` for ``seconds`` (a GET, or a POST of the
+    JSON ``body``); latencies in ms."""
     ctx = ssl.create_default_context(cafile=ca)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    method, data = ("GET", None) if body is None else ("POST", body.encode())
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=connections, ssl=ctx)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         # Warm up: open every connection (TLS handshakes are not what we measure).
-        await asyncio.gather(*(session.get(url) for _ in range(connections)))
+        await asyncio.gather(*(session.request(method, url, data=data) for _ in range(connections)))
         start = time.perf_counter()
         deadline = start + seconds
 
@@ -69,7 +73,7 @@ async def _load(url: str, token: str, ca: str, seconds: float, connections: int)
                 t0 = time.perf_counter()
                 if t0 >= deadline:
                     return
-                async with session.get(url) as response:
+                async with session.request(method, url, data=data) as response:
                     await response.read()
                     if response.status != 200:
                         errors += 1
@@ -91,6 +95,12 @@ async def _load(url: str, token: str, ca: str, seconds: float, connections: int)
 # The token travels in the environment, not on wrk's command line (visible in ps).
 _WRK_REPORT = """
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("KVAULT_TOKEN")
+local body = os.getenv("KVAULT_BENCH_BODY")
+if body and body ~= "" then
+  wrk.method = "POST"
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+end
 done = function(summary, latency, requests)
   local s = summary.duration / 1e6
   io.write(string.format(
@@ -102,9 +112,13 @@ end
 """
 
 
-def _measure(url: str, env: dict[str, str], seconds: float) -> dict[str, Any]:
+def _measure(
+    url: str, env: dict[str, str], seconds: float, body: str | None = None
+) -> dict[str, Any]:
     """The load generator runs in its own process, so it does not share the server's core:
-    wrk (C, one thread) when installed, else the asyncio generator below."""
+    wrk (C, one thread) when installed, else the asyncio generator below. ``body``: POST
+    this JSON instead of a GET."""
+    env = {**env, "KVAULT_BENCH_BODY": body or ""}
     wrk = shutil.which("wrk")
     if wrk:
         return _measure_wrk(wrk, url, env, seconds)
@@ -174,8 +188,9 @@ async def run(seconds: float) -> dict[str, Any]:
 def _load_main(argv: list[str]) -> int:
     url, seconds, connections = argv[0], float(argv[1]), int(argv[2])
     env = os.environ
+    body = env.get("KVAULT_BENCH_BODY") or None
     result = asyncio.run(
-        _load(url, env["KVAULT_TOKEN"], env["KVAULT_CA_FILE"], seconds, connections)
+        _load(url, env["KVAULT_TOKEN"], env["KVAULT_CA_FILE"], seconds, connections, body)
     )
     json.dump(result, sys.stdout)
     return 0

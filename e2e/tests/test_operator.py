@@ -417,3 +417,80 @@ def test_merge_orphan_and_purge_on_delete(
     wait_condition(cluster, ns, "vaults", "temp", "True", "Provisioned")
     with pytest.raises(CliError):
         temp.request("GET", "/secrets/x")
+
+
+def test_key_public_part_reaches_pod_and_follows_rotation(
+    kube_cluster: Cluster, namespace: str, operator: Release
+) -> None:
+    """A VaultSecret projects a key's public part (PEM) into a mounted Secret; rotating the
+    key (a real rotation in the vault) replaces it with the new version's, and no private
+    member ever reaches the Secret."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from kvault.crypto.keys import public_from_jwk, public_jwk
+
+    cluster, ns = kube_cluster, namespace
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "signer"}})
+    crypto_user = "Key Vault Crypto User"
+    _vault(cluster, ns, "main", [sa_role("signer", crypto_user), sa_role("admin", ADMIN)])
+    plane = data_plane(operator, admin_token(cluster, ns), "main", ns)
+    first = plane.request("POST", "/keys/signing/create", {"kty": "EC", "crv": "P-256"})
+    v1 = str(first["key"]["kid"]).rsplit("/", 1)[-1]
+    create(
+        cluster,
+        ns,
+        "vaultsecrets",
+        "VaultSecret",
+        "signing",
+        {
+            "vaultRef": {"name": "main"},
+            "serviceAccountName": "signer",
+            "data": [
+                {"secretKey": "public.pem", "remoteRef": {"kind": "Key", "name": "signing"}}
+            ],
+        },
+    )
+    vs = wait_condition(cluster, ns, "vaultsecrets", "signing", "True", "Synced")
+    assert vs["status"]["syncedVersions"] == {"public.pem": v1}
+    pem = secret_data(cluster, ns, "signing")["public.pem"]
+    assert public_jwk(load_pem_public_key(pem.encode())) == public_jwk(  # type: ignore[arg-type]
+        public_from_jwk(first["key"])
+    )
+    assert "PRIVATE" not in pem
+
+    script = 'while true; do echo "key=$(sed -n 2p /etc/key/public.pem)"; sleep 1; done'
+    pod = kube.busybox_pod(
+        "verifier",
+        script,
+        volumes=[{"name": "key", "secret": {"secretName": "signing"}}],
+        mounts=[{"name": "key", "mountPath": "/etc/key", "readOnly": True}],
+    )
+    cluster.core.create_namespaced_pod(ns, pod)
+    kube.wait_pod_running(cluster.core, ns, "verifier")
+    kube.wait_log_line(cluster.core, ns, "verifier", f"key={pem.splitlines()[1]}")
+
+    rotated: dict[str, object] = {}
+
+    def rotate() -> None:
+        rotated.update(plane.request("POST", "/keys/signing/rotate", {}))
+
+    new_pem = None
+
+    def changed() -> bool:
+        nonlocal new_pem
+        new_pem = secret_data(cluster, ns, "signing").get("public.pem")
+        return new_pem is not None and new_pem != pem
+
+    rotate()
+    wait_for(changed, timeout=30, what="the projected public key to follow the rotation")
+    key = rotated["key"]
+    assert isinstance(key, dict)
+    v2 = str(key["kid"]).rsplit("/", 1)[-1]
+    assert v2 != v1
+    assert new_pem is not None
+    assert public_jwk(load_pem_public_key(new_pem.encode())) == public_jwk(  # type: ignore[arg-type]
+        public_from_jwk(key)
+    )
+    vs = wait_condition(cluster, ns, "vaultsecrets", "signing", "True", "Synced")
+    assert vs["status"]["syncedVersions"] == {"public.pem": v2}
+    kube.wait_log_line(cluster.core, ns, "verifier", f"key={new_pem.splitlines()[1]}", timeout=90)

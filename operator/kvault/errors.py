@@ -61,9 +61,15 @@ class DeletedButRecoverable(Conflict):
 
 
 class Forbidden(KvaultError):
-    """The operation is refused by policy (disabled item, purge protection...)."""
+    """The operation is refused by policy (disabled item, purge protection, a key operation
+    its ``key_ops`` do not list...); ``inner_code`` says which (Azure's innererror)."""
 
     code = "Forbidden"
+
+    def __init__(self, message: str, inner_code: str | None = None) -> None:
+        super().__init__(message)
+        if inner_code is not None:
+            self.inner_code = inner_code
 
 
 class Unauthenticated(KvaultError):
@@ -93,10 +99,6 @@ class ItemDisabled(Forbidden):
     """The item version is disabled: its value cannot be read until it is enabled again.
 
     ``inner_code`` is the kind's Azure code (``SecretDisabled``, ``KeyDisabled``...)."""
-
-    def __init__(self, message: str, inner_code: str) -> None:
-        super().__init__(message)
-        self.inner_code = inner_code
 
 
 class PurgeProtected(Forbidden):

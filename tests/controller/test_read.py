@@ -78,7 +78,10 @@ async def test_missing_items_vaults_and_unknown_kinds_keep_the_secret(kv: Kvault
         (_plan("app", data=[{"secretKey": "x", "remoteRef": {"name": "gone"}}]), "ItemNotFound"),
         (_plan("app", vaultRef={"name": "nope"}), "VaultNotFound"),
         (
-            _plan("app", data=[{"secretKey": "k", "remoteRef": {"name": "k", "kind": "Key"}}]),
+            _plan(
+                "app",
+                data=[{"secretKey": "c", "remoteRef": {"name": "c", "kind": "Certificate"}}],
+            ),
             "Error",
         ),
     ]
@@ -86,5 +89,7 @@ async def test_missing_items_vaults_and_unknown_kinds_keep_the_secret(kv: Kvault
         with pytest.raises(Refused) as refused:
             await read(kv, plan)
         assert refused.value.reason == reason and not refused.value.drop
-    with pytest.raises(Refused, match=r"remoteRef.kind Key is not supported yet \(only Secret\)"):
+    with pytest.raises(
+        Refused, match=r"remoteRef.kind Certificate is not supported yet \(only Key, Secret\)"
+    ):
         await read(kv, cases[2][0])

@@ -29,13 +29,17 @@ from kvault.controller.handlers import Controller
 from kvault.controller.lease import Lease
 from kvault.controller.metrics import metrics_app
 from kvault.controller.settings import Options, configure
+from kvault.controller.vault.notices import KeyNotices
 from kvault.controller.webhook.listener import WebhookSettings, publish_ca, serving
 from kvault.kube import KubeClient
+from kvault.vault.keys.scheduler import RotationScheduler
 
 __all__ = ["Options", "RunConfig", "WebhookSettings", "run", "run_operator"]
 
 log = logging.getLogger(__name__)
 Lead = Callable[[asyncio.Event], Coroutine[None, None, None]]
+#: How long a stepping-down leader lets a key rotation pass under way finish.
+ROTATION_GRACE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +111,21 @@ async def run(cfg: RunConfig) -> None:
 
 
 def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], None]) -> Lead:
-    """What the Lease holder runs until ``lost``: the controller under kopf."""
+    """What the Lease holder runs until ``lost``: the controller under kopf, and beside it the
+    key rotation scheduler (its notices are Events on the Vault objects)."""
 
     async def lead(lost: asyncio.Event) -> None:
-        controller = Controller(setup.config.kv, setup.kube, options)
+        kv = setup.config.kv
+        controller = Controller(kv, setup.kube, options)
         controller.start()
         settings = kopf.OperatorSettings()
         configure(settings)
         ready = asyncio.Event()
         waiter = asyncio.create_task(_after(ready, own_signals))
+        notices = KeyNotices(controller.kube, controller.events, controller.vaults.bodies)
+        halt = asyncio.Event()  # set when the Lease is lost or kopf ends, whichever is first
+        linked = asyncio.create_task(_after(lost, halt.set))
+        rotation = asyncio.create_task(RotationScheduler(kv, notify=notices).run(halt))
         try:
             await kopf.operator(
                 registry=controller.registry(),
@@ -129,6 +139,9 @@ def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], Non
             )
         finally:
             waiter.cancel()
+            halt.set()
+            linked.cancel()
+            await _finish(rotation, ROTATION_GRACE)
             await controller.stop()
             own_signals()
 
@@ -156,6 +169,14 @@ async def _hold_lease(
 async def _after(event: asyncio.Event, fn: Callable[[], None]) -> None:
     await event.wait()
     fn()
+
+
+async def _finish(task: asyncio.Task[None], grace: float) -> None:
+    """Let ``task`` end by itself within ``grace`` seconds, then cancel it."""
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def run_operator(cfg: RunConfig) -> None:

@@ -50,9 +50,13 @@ class ItemRows:
         return f"{ITEMS}{vault_id}/{self.deleted}/"
 
 
+def key_policies(vault_id: str) -> str:
+    """The keys' rotation policies (one per key name, beside the key's own rows)."""
+    return f"{ITEMS}{vault_id}/kp/"
+
+
 def key_policy(vault_id: str, lname: str) -> str:
-    """A key's rotation policy (one per key name, beside the key's own rows)."""
-    return f"{ITEMS}{vault_id}/kp/{lname}"
+    return key_policies(vault_id) + lname
 
 
 #: Per item kind. Keys and certificates are reserved here so that no two kinds can collide.

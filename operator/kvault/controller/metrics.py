@@ -51,6 +51,13 @@ RESTARTS = Counter(
     registry=REGISTRY,
 )
 
+KEY_NOTIFICATIONS = Counter(
+    "kvault_key_notifications_total",
+    "Key rotation policy Notify actions carried out (KeyNearExpiry Events), by vault",
+    ["vault"],
+    registry=REGISTRY,
+)
+
 
 def metrics_app(*others: CollectorRegistry) -> web.Application:
     """/metrics: the controller's registry and ``others`` (the data plane's) in one page."""

@@ -25,6 +25,9 @@ class SharedSession:
     pin_digest: bytes
     refs: int = 1
     keys: dict[str, Any] = field(default_factory=dict)  # label -> SecretKey (stubs lack encrypt)
+    # HSM-held keys found so far, by label (kvault.hsm._p11objects.Held); token objects
+    # outlive lookups, so only destroy (or a stale-handle error) drops an entry.
+    held: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (

@@ -5,6 +5,9 @@ Root keys are AES-256 token objects (``CKA_TOKEN``, not extractable, sensitive) 
 ``n+1``. Wrapping is AES-GCM inside the token with a random 96-bit nonce and a 128-bit tag;
 the blob is ``nonce || ciphertext || tag``.
 
+Premium vaults' keys live in the same token: :attr:`Pkcs11HSM.keys` (see
+:mod:`kvault.hsm._p11keys`).
+
 Every PKCS#11 call runs on one process-wide thread (see :mod:`kvault.hsm._p11thread`).
 
 Options: ``module`` (default ``$PKCS11_MODULE`` or SoftHSM2's path), ``token_label``
@@ -31,6 +34,7 @@ from kvault.errors import ConfigError, HSMError, IntegrityError
 from kvault.hsm import _p11sessions as p11s
 from kvault.hsm import _p11thread as p11thread
 from kvault.hsm._options import check_known, read_secret_file
+from kvault.hsm._p11keys import Pkcs11Keys
 from kvault.hsm.base import WrappedKey
 
 if TYPE_CHECKING:
@@ -84,6 +88,8 @@ class Pkcs11HSM:
         self._prefix = label_prefix
         self._shared: p11s.SharedSession | None = None
         self._active: str | None = None
+        #: HSM-held keys (:class:`kvault.hsm.keys.HsmKeys`), usable while the plugin is open.
+        self.keys = Pkcs11Keys(self._session)
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> Self:
@@ -283,6 +289,7 @@ def _t_release(shared: p11s.SharedSession) -> None:
     if shared.refs <= 0:
         p11s.sessions.pop((shared.module, shared.token_label), None)
         shared.keys.clear()
+        shared.held.clear()
         with contextlib.suppress(p11e.PKCS11Error):
             shared.session.close()  # the last session closing logs out
 

@@ -6,6 +6,9 @@ For development, tests and clusters without an HSM. The root keys come from a ke
 file like an SSH private key: whoever reads it can unwrap every vault.
 
 Options: ``key_file`` (path) or ``key_env`` (variable name), ``create`` (default true).
+
+:attr:`SoftwareHSM.keys` offers premium vaults' key operations in process memory, sealed by
+the root keys: NOT an HSM, for development and tests (see :mod:`kvault.hsm._softkeys`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kvault.errors import ConfigError, HSMError, IntegrityError
 from kvault.hsm import keyfile
 from kvault.hsm._options import check_known, parse_bool
+from kvault.hsm._softkeys import SoftwareKeys
 from kvault.hsm.base import WrappedKey
 
 NONCE_BYTES = 12
@@ -47,6 +51,8 @@ class SoftwareHSM:
         self._ciphers: dict[str, AESGCM] = {}
         self._active: str | None = None
         self._rotate_lock = threading.Lock()
+        #: "HSM-held" keys (:class:`kvault.hsm.keys.HsmKeys`), in memory: not an HSM.
+        self.keys = SoftwareKeys(lambda: self.active_key_id, self._cipher)
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> Self:

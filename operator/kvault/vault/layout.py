@@ -68,8 +68,16 @@ class KindLayout:
         )
 
 
+def key_policies(vault_id: str) -> str:
+    return rows.key_policies(vault_id)
+
+
+def key_policy_context(vault_id: str, lname: str) -> Context:
+    return Context(vault_id, "key-rotation-policy", lname)
+
+
 def key_policy_row(vault_id: str, lname: str) -> tuple[str, Context]:
-    return rows.key_policy(vault_id, lname), Context(vault_id, "key-rotation-policy", lname)
+    return rows.key_policy(vault_id, lname), key_policy_context(vault_id, lname)
 
 
 SECRETS = KindLayout.of("secret")

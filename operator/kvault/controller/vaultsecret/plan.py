@@ -11,6 +11,8 @@ from kvault.controller.vault.spec import domain_name
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: ``remoteRef.format`` of a ``Key``: its public part as PEM (default) or as a JWK.
+FORMATS = ("PEM", "JWK")
 
 
 def parse_duration(text: str | None, default: float) -> float:
@@ -28,12 +30,14 @@ def parse_duration(text: str | None, default: float) -> float:
 
 class Ref(NamedTuple):
     """One ``data[]`` entry: project item ``name`` (of ``kind``, at ``version`` or the latest)
-    under ``key``."""
+    under ``key``; ``format`` is how a ``Key`` is shown (as written: the source refuses a
+    value outside :data:`FORMATS`)."""
 
     key: str
     name: str
     version: str
     kind: str = "Secret"
+    format: str = "PEM"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ def _ref(entry: Mapping[str, Any]) -> Ref:
         str(remote.get("name")),
         str(remote.get("version") or ""),
         str(remote.get("kind") or "Secret"),
+        str(remote.get("format") or "PEM"),
     )
 
 

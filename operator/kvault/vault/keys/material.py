@@ -17,7 +17,7 @@ from kvault.crypto import keys as jose
 from kvault.crypto.jwk import unb64url
 from kvault.errors import BadParameter
 from kvault.hsm.base import HSM
-from kvault.hsm.keys import HsmKeys
+from kvault.hsm.keys import HsmKeys, held_keys
 from kvault.vault.keys.kind import KeyValue
 from kvault.vault.model import KeyResult, VaultInfo
 
@@ -29,7 +29,7 @@ class Material:
     """Generates, imports, uses and destroys key material for the keys kind."""
 
     def __init__(self, hsm: HSM) -> None:
-        self._held: HsmKeys | None = hsm if isinstance(hsm, HsmKeys) else None
+        self._held: HsmKeys | None = held_keys(hsm)
         self._parsed: OrderedDict[bytes, jose.Private | jose.Public] = OrderedDict()
 
     # -- making keys -----------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""A key's rotation policy row: the policy and the version last notified about, sealed like
-every record. The scheduler derives every due time from it and the key's current version, so
-nothing it needs lives only in memory."""
+"""A key's rotation policy row (the policy and the version last notified about, sealed like
+every record) and the operations on it. The scheduler derives every due time from it and the
+key's current version, so nothing it needs lives only in memory."""
 
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from kvault.errors import KvaultError
 from kvault.vault.items.base import SCHEDULER
-from kvault.vault.keys.keys import KeySchedule
 from kvault.vault.keys.rotation import NOTIFY, ROTATE, due_now
+from kvault.vault.keys.schedules import KeySchedule
 from kvault.vault.model import VaultInfo
 from kvault.vault.service import Kvault
 
@@ -120,7 +120,9 @@ class RotationScheduler:
                 log.warning(
                     "key %s of vault %s: %s failed: %s", key.name, vault.name, due.action, outcome
                 )
-                done.append(Action(vault.name, key.name, due.action, action.version, due.at, "", outcome))
+                done.append(
+                    Action(vault.name, key.name, due.action, action.version, due.at, "", outcome)
+                )
                 break  # Rotate after a failed Notify would leave the notice unsent
             log.info(
                 "key %s of vault %s: %s done (version %s)",

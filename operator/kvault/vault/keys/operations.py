@@ -1,0 +1,225 @@
+"""A key's cryptographic operations: each authorises its caller, finds the version, checks
+that it may be used now (enabled, inside ``nbf``/``exp``, listed in ``key_ops``) and that the
+algorithm fits, then runs where the material lives; one audit line each, never with data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from kvault.crypto import keys as jose
+from kvault.errors import BadParameter, Forbidden, ItemDisabled
+from kvault.vault import names
+from kvault.vault.core import LOCAL, Caller
+from kvault.vault.keys.base import KeyBase, ajose_errors, jose_errors
+from kvault.vault.keys.kind import KEY, KeyMeta, KeyValue
+from kvault.vault.model import KeyResult
+
+T = TypeVar("T")
+#: The ``key_ops`` entry each operation needs.
+NEEDS = {
+    "Encrypt": "encrypt",
+    "Decrypt": "decrypt",
+    "Sign": "sign",
+    "Verify": "verify",
+    "WrapKey": "wrapKey",
+    "UnwrapKey": "unwrapKey",
+}
+#: Random bytes per request (Azure's limit for getRandomBytes).
+MAX_RANDOM = 128
+
+
+class KeyOperations(KeyBase):
+    async def _use(
+        self,
+        caller: Caller,
+        vault_name: str,
+        name: str,
+        version: str,
+        verb: str,
+        alg: Any,
+        run: Callable[[KeyValue], Awaitable[T]],
+    ) -> tuple[str, T]:
+        """Authorise, find the version, check it may be used for ``verb`` now, run."""
+        core = self._core
+        operation = KEY.operations[verb]
+        with core.audited(caller, vault_name, operation, name) as outcome:
+            lname = self._lname(name)
+            if version:
+                names.version(version)
+            if not isinstance(alg, str) or not alg:
+                raise BadParameter("alg is required: the algorithm's name")
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, operation, name)
+            _, (_, record) = await self._pick_version(vault, lname, name, version, outcome)
+            meta = record.meta
+            self._usable(meta, NEEDS[verb], core.now())
+            jose_errors(lambda: jose.check_alg(meta.kty, NEEDS[verb], alg))
+            return meta.version, await ajose_errors(run(record.value))
+
+    @staticmethod
+    def _usable(meta: KeyMeta, op: str, now: int) -> None:
+        if not meta.enabled:
+            raise ItemDisabled(f"Operation {op} is not allowed on a disabled key.", "KeyDisabled")
+        if meta.not_before is not None and now < meta.not_before:
+            raise Forbidden(
+                f"Operation {op} is not allowed on a key that is not yet valid.", "KeyNotYetValid"
+            )
+        if meta.expires is not None and now >= meta.expires:
+            raise Forbidden(f"Operation {op} is not allowed on an expired key.", "KeyExpired")
+        if op not in meta.key_ops:
+            raise Forbidden(
+                f"Operation {op} is not permitted on this key.", "KeyOperationForbidden"
+            )
+
+    async def encrypt(
+        self,
+        vault_name: str,
+        name: str,
+        version: str,
+        alg: str,
+        value: bytes,
+        *,
+        iv: bytes | None = None,
+        aad: bytes | None = None,
+        caller: Caller = LOCAL,
+    ) -> KeyResult:
+        used, out = await self._use(
+            caller,
+            vault_name,
+            name,
+            version,
+            "Encrypt",
+            alg,
+            lambda v: self._material.encrypt(v, alg, value, iv, aad),
+        )
+        return replace(out, version=used)
+
+    async def decrypt(
+        self,
+        vault_name: str,
+        name: str,
+        version: str,
+        alg: str,
+        value: bytes,
+        *,
+        iv: bytes | None = None,
+        aad: bytes | None = None,
+        tag: bytes | None = None,
+        caller: Caller = LOCAL,
+    ) -> KeyResult:
+        used, out = await self._use(
+            caller,
+            vault_name,
+            name,
+            version,
+            "Decrypt",
+            alg,
+            lambda v: self._material.decrypt(v, alg, value, iv, aad, tag),
+        )
+        return KeyResult(used, out)
+
+    async def sign(
+        self,
+        vault_name: str,
+        name: str,
+        version: str,
+        alg: str,
+        digest: bytes,
+        *,
+        caller: Caller = LOCAL,
+    ) -> KeyResult:
+        used, out = await self._use(
+            caller,
+            vault_name,
+            name,
+            version,
+            "Sign",
+            alg,
+            lambda v: self._material.sign(v, alg, digest),
+        )
+        return KeyResult(used, out)
+
+    async def verify(
+        self,
+        vault_name: str,
+        name: str,
+        version: str,
+        alg: str,
+        digest: bytes,
+        signature: bytes,
+        *,
+        caller: Caller = LOCAL,
+    ) -> bool:
+        return (
+            await self._use(
+                caller,
+                vault_name,
+                name,
+                version,
+                "Verify",
+                alg,
+                lambda v: self._material.verify(v, alg, digest, signature),
+            )
+        )[1]
+
+    async def wrap(
+        self,
+        vault_name: str,
+        name: str,
+        version: str,
+        alg: str,
+        key: bytes,
+        *,
+        caller: Caller = LOCAL,
+    ) -> KeyResult:
+        used, out = await self._use(
+            caller,
+            vault_name,
+            name,
+            version,
+            "WrapKey",
+            alg,
+            lambda v: self._material.wrap(v, alg, key),
+        )
+        return KeyResult(used, out)
+
+    async def unwrap(
+        self,
+        vault_name: str,
+        name: str,
+        version: str,
+        alg: str,
+        wrapped: bytes,
+        *,
+        caller: Caller = LOCAL,
+    ) -> KeyResult:
+        used, out = await self._use(
+            caller,
+            vault_name,
+            name,
+            version,
+            "UnwrapKey",
+            alg,
+            lambda v: self._material.unwrap(v, alg, wrapped),
+        )
+        return KeyResult(used, out)
+
+    async def random_bytes(self, vault_name: str, count: Any, *, caller: Caller = LOCAL) -> bytes:
+        """``count`` bytes from the operating system's CSPRNG."""
+        core = self._core
+        operation = KEY.operations["GetRandomBytes"]
+        with core.audited(caller, vault_name, operation):
+            if (
+                isinstance(count, bool)
+                or not isinstance(count, int)
+                or not 1 <= count <= MAX_RANDOM
+            ):
+                raise BadParameter(f"count must be an integer from 1 to {MAX_RANDOM}")
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, operation, None)
+            return os.urandom(count)
+
+    # -- rotation policies ----------------------------------------------------------------
