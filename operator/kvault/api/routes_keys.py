@@ -87,7 +87,7 @@ async def update_key(request: web.Request) -> web.Response:
     changes: dict[str, Any] = bodies.attributes(doc)
     if doc.get("key_ops") is not None:
         changes["key_ops"] = doc["key_ops"]
-    await call.kv.keys.update(
+    key = await call.kv.keys.update(
         call.vault,
         name,
         info.get("version", ""),
@@ -95,7 +95,6 @@ async def update_key(request: web.Request) -> web.Response:
         caller=call.caller,
         **changes,
     )
-    key = await call.kv.keys.get(call.vault, name, info.get("version", ""), caller=call.caller)
     return ok(key_shapes.bundle(call.base, key))
 
 
@@ -150,8 +149,7 @@ async def restore_key(request: web.Request) -> web.Response:
             "value is not a key backup that this kvault can restore (corrupted, or made "
             "under another root key)"
         ) from None
-    key = await call.kv.keys.get(call.vault, props.name, caller=call.caller)
-    return ok(key_shapes.bundle(call.base, key))
+    return ok(key_shapes.bundle(call.base, await call.kv.keys.with_public(call.vault, props)))
 
 
 async def rotate_key(request: web.Request) -> web.Response:
@@ -317,7 +315,7 @@ async def recover_deleted(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     call = await begin(request, "KeyRecover", name)
     props = await call.kv.keys.recover(call.vault, name, caller=call.caller)
-    key = await call.kv.keys.get(call.vault, props.name, caller=call.caller)
+    key = await call.kv.keys.with_public(call.vault, props)
     return ok(key_shapes.bundle(call.base, key))
 
 

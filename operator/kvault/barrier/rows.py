@@ -46,6 +46,10 @@ class ItemRows:
     def version_prefix(self, vault_id: str, lname: str) -> str:
         return f"{ITEMS}{vault_id}/{self.versions}/{lname}/"
 
+    def all_versions_prefix(self, vault_id: str) -> str:
+        """Every version of every item of the kind (``<lname>/<version>`` below it)."""
+        return f"{ITEMS}{vault_id}/{self.versions}/"
+
     def deleted_prefix(self, vault_id: str) -> str:
         return f"{ITEMS}{vault_id}/{self.deleted}/"
 

@@ -58,6 +58,9 @@ class KindLayout:
     def versions(self, vault_id: str, lname: str) -> str:
         return self.rows.version_prefix(vault_id, lname)
 
+    def all_versions(self, vault_id: str) -> str:
+        return self.rows.all_versions_prefix(vault_id)
+
     def version_context(self, vault_id: str, lname: str, version: str) -> Context:
         return Context(vault_id, self.kind + "-version", lname, version)
 

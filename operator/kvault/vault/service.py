@@ -47,9 +47,9 @@ class Kvault:
         if auditor is not None:
             core.auditor = auditor
         self.core = core
-        self.vaults = Vaults(core)
         self.secrets = Secrets(core)
         self.keys = Keys(core, hsm)
+        self.vaults = Vaults(core, release=self.keys.release_vault)
         #: Every item kind's engine (certificates join here).
         self.kinds: tuple[Items[Any, Any, Any, Any, Any], ...] = (self.secrets, self.keys)
         core.mutations = core.mutations.union(*(e.kind.mutations for e in self.kinds))

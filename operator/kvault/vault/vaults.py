@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -38,9 +38,15 @@ def _role_assignments(items: Iterable[RoleAssignment]) -> tuple[RoleAssignment, 
     return tuple(out)
 
 
+#: Called before a vault's rows go: returns what to run once they are gone (destroying what
+#: lives outside storage, such as the HSM objects of its keys).
+Releaser = Callable[[VaultInfo], Awaitable[Callable[[], Awaitable[None]]]]
+
+
 class Vaults:
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, release: Releaser | None = None) -> None:
         self._core = core
+        self._release = release
 
     async def create(
         self,
@@ -197,11 +203,14 @@ class Vaults:
             await cas_retry(attempt, f"vault {name!r}", on_conflict=lambda: core.forget_vault(name))
 
     async def _destroy(self, revision: int, info: VaultInfo) -> None:
+        after = None if self._release is None else await self._release(info)
         txn = self._core.store.txn()
         txn.delete_prefix(layout.vault_prefix(info.id))
         txn.delete(layout.vault_row(info.name)[0], revision)
         await self._core.barrier.destroy(info.id, also=txn)
         self._core.forget_vault(info.name)
+        if after is not None:
+            await after()
 
     async def purge_expired(self) -> builtins.list[str]:
         """Purge deleted vaults whose retention has passed; return their names."""

@@ -9,7 +9,7 @@ and version and never a plaintext, ciphertext, digest or signature.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -199,9 +199,10 @@ class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, K
         key_ops: Any = UNSET,
         tags: Mapping[str, str] | None = None,
         caller: Caller = LOCAL,
-    ) -> KeyProperties:
-        """Change a version's attributes or ``key_ops``; the key material never changes."""
-        return await self.update_version(
+    ) -> Key:
+        """Change a version's attributes or ``key_ops``; the key material never changes.
+        Returns the key as Azure does (also when the change disabled it)."""
+        props = await self.update_version(
             vault_name,
             name,
             version,
@@ -212,6 +213,15 @@ class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, K
             tags=tags,
             caller=caller,
         )
+        return await self.with_public(vault_name, props)
+
+    async def with_public(self, vault_name: str, props: KeyProperties) -> Key:
+        """The key ``props`` describes, with its version's public JWK: what Azure returns
+        after recover, restore and update (read after the audited operation that authorised
+        it; a disabled version is returned too)."""
+        vault = await self._core.active_vault(vault_name)
+        found = await self._version(vault, self._lname(props.name), props.version)
+        return Key(props, {} if found is None else found[1].value.public)
 
     async def delete(self, vault_name: str, name: str, *, caller: Caller = LOCAL) -> DeletedKey:
         return await self._with_public(
@@ -226,10 +236,25 @@ class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, K
 
     async def _with_public(self, vault_name: str, gone: DeletedKey) -> DeletedKey:
         """The deleted version's public JWK (Azure returns the key with its deletion)."""
-        vault = await self._core.active_vault(vault_name)
-        p = gone.properties
-        found = await self._version(vault, self._lname(p.name), p.version)
-        return gone if found is None else replace(gone, public=found[1].value.public)
+        key = await self.with_public(vault_name, gone.properties)
+        return replace(gone, public=key.public)
+
+    async def release_vault(self, vault: VaultInfo) -> Callable[[], Awaitable[None]]:
+        """Before a vault is purged: its keys' HSM objects, to destroy once its rows are gone
+        (software keys go with the rows)."""
+        rows = await self._core.store.scan(
+            self._rows.all_versions(vault.id),
+            lambda suffix: self._rows.version_context(vault.id, *suffix.split("/", 1)),
+        )
+        held = [
+            v for v in (self._codec.decode_version(r.plaintext).value for r in rows) if v.handle
+        ]
+
+        async def destroy() -> None:
+            for value in held:
+                await self._material.destroy(value)
+
+        return destroy
 
     async def _purge_rows(self, vault: VaultInfo, lname: str, revision: int) -> None:
         """Purge also removes the rotation policy and destroys the versions' HSM objects
