@@ -137,6 +137,7 @@ _SCHEMAS: dict[str, Any] = {
             "attributes": _ref("SecretAttributes"),
             "tags": _TAGS,
             "managed": {"type": "boolean"},
+            "kid": {"type": "string", "format": "uri"},
         },
     },
     "SecretBundle": {
@@ -148,6 +149,8 @@ _SCHEMAS: dict[str, Any] = {
             "contentType": {"type": "string"},
             "attributes": _ref("SecretAttributes"),
             "tags": _TAGS,
+            "managed": {"type": "boolean"},
+            "kid": {"type": "string", "format": "uri"},
         },
     },
     "DeletedSecretItem": {

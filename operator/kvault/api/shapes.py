@@ -33,6 +33,9 @@ def properties(base: str, p: SecretProperties, *, versioned: bool = True) -> dic
     out["attributes"] = attributes(p)
     if p.tags:
         out["tags"] = dict(p.tags)
+    if p.managed:  # a certificate's secret: Azure names its key
+        out["managed"] = True
+        out["kid"] = f"{base}/keys/{p.name}/{p.version}"
     return out
 
 

@@ -65,6 +65,8 @@ class SecretProperties:
     tags: Mapping[str, str] = field(default_factory=dict)
     recovery_level: str = "Recoverable+Purgeable"
     recoverable_days: int = 90
+    #: The secret of a certificate (its PFX or PEM): ``kid`` names the certificate's key.
+    managed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ class SecretMeta(ItemMeta):
             tags=dict(self.tags),
             recovery_level=vault.recovery_level,
             recoverable_days=vault.retention_days,
+            managed=self.managed,
         )
 
 

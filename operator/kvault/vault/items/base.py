@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from kvault.barrier.context import Context
 from kvault.barrier.retry import cas_retry
-from kvault.errors import NotFound
+from kvault.errors import Forbidden, NotFound
 from kvault.vault import names
 from kvault.vault.access import authorize
 from kvault.vault.core import Caller, Core, Outcome
@@ -62,6 +62,16 @@ class ItemBase(Generic[M, V, P, I, D]):
             f"Deleted {self.kind.name} {name} was not found in this key vault.",
             self.kind.not_found_code,
         )
+
+    def _refuse_managed(self, meta: ItemMeta, verb: str) -> None:
+        """A certificate's key or secret changes only through its certificate (Azure's
+        "managed" objects)."""
+        if meta.managed:
+            raise Forbidden(
+                f'Operation "{verb}" is not allowed as this object\'s lifetime is managed by '
+                "Key Vault.",
+                f"{self.kind.title}ManagedByKeyVault",
+            )
 
     # -- reading rows -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from kvault.barrier.view import ABSENT
+from kvault.barrier.view import ABSENT, Txn
 from kvault.errors import (
     BadParameter,
     DeletedButRecoverable,
@@ -116,18 +116,8 @@ class Items(Lifecycle[M, V, P, I, D]):
             value = await make(vault, meta)
 
             async def attempt() -> None:
-                head = await self._head(vault, lname)
-                vkey, vctx = self._rows.version_row(vault.id, lname, meta.version)
-                hkey, hctx = self._rows.head_row(vault.id, lname)
-                dkey, _ = self._rows.deleted_row(vault.id, lname)
-                if head is None:
-                    await self._refuse_deleted(vault, lname, name)
                 txn = core.store.txn()
-                txn.check(dkey, ABSENT)
-                version = self._codec.encode_version(VersionRecord(meta, value))
-                await txn.put(vkey, vctx, version, ABSENT)
-                head_row = self._codec.encode_head(HeadRecord(meta))
-                await txn.put(hkey, hctx, head_row, head[0] if head else ABSENT)
+                await self.stage_version(txn, vault, lname, meta, value)
                 await core.store.commit(txn)
 
             try:
@@ -138,6 +128,23 @@ class Items(Lifecycle[M, V, P, I, D]):
                 raise
             outcome.version = meta.version
             return kind.item(kind.properties(meta, vault), value)
+
+    async def stage_version(
+        self, txn: Txn, vault: VaultInfo, lname: str, meta: M, value: V, *, owner: bool = False
+    ) -> None:
+        """Stage ``value`` as the new current version of ``lname`` into ``txn``: refused for
+        a deleted name, and (unless its ``owner`` writes) for a managed item."""
+        head = await self._head(vault, lname)
+        if head is None:
+            await self._refuse_deleted(vault, lname, meta.name)
+        elif not owner:
+            self._refuse_managed(head[1].meta, "set")
+        vkey, vctx = self._rows.version_row(vault.id, lname, meta.version)
+        hkey, hctx = self._rows.head_row(vault.id, lname)
+        txn.check(self._rows.deleted_row(vault.id, lname)[0], ABSENT)
+        await txn.put(vkey, vctx, self._codec.encode_version(VersionRecord(meta, value)), ABSENT)
+        head_row = self._codec.encode_head(HeadRecord(meta))
+        await txn.put(hkey, hctx, head_row, head[0] if head else ABSENT)
 
     async def _refuse_deleted(self, vault: VaultInfo, lname: str, name: str) -> None:
         if await self._deleted(vault, lname) is not None:
@@ -253,6 +260,7 @@ class Items(Lifecycle[M, V, P, I, D]):
 
             async def attempt() -> M:
                 head, found = await self._pick_version(vault, lname, name, version, outcome)
+                self._refuse_managed(head[1].meta, "update")
                 target = found[1].meta.version
                 meta = replace(found[1].meta, updated=core.now(), **changes)
                 vkey, vctx = self._rows.version_row(vault.id, lname, target)

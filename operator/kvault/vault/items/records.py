@@ -30,9 +30,13 @@ class ItemMeta:
     not_before: int | None = None
     expires: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: Owned by an item of another kind (a certificate's key and secret): written only
+    #: through its owner. Stored only when true (the persisted format of other items is
+    #: unchanged).
+    managed: bool = False
 
     def to_doc(self) -> dict[str, Any]:
-        return {
+        doc = {
             "name": self.name,
             "version": self.version,
             "enabled": self.enabled,
@@ -42,6 +46,9 @@ class ItemMeta:
             "exp": self.expires,
             "tags": self.tags,
         }
+        if self.managed:
+            doc["managed"] = True
+        return doc
 
     @classmethod
     def own_fields(cls, doc: dict[str, Any]) -> tuple[Any, ...]:
@@ -61,6 +68,7 @@ class ItemMeta:
                 doc["nbf"],
                 doc["exp"],
                 dict(doc["tags"]),
+                doc.get("managed", False) is True,
                 *cls.own_fields(doc),
             )
         except (KeyError, TypeError, ValueError):

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from kvault.barrier.view import Txn
 from kvault.crypto import keys as jose
 from kvault.crypto.jwk import unb64url
 from kvault.errors import BadParameter
@@ -20,6 +21,7 @@ from kvault.vault import layout
 from kvault.vault.core import LOCAL, Caller
 from kvault.vault.items.base import UNSET
 from kvault.vault.items.engine import Items
+from kvault.vault.items.lifecycle import After
 from kvault.vault.keys.base import ajose_errors, jose_errors
 from kvault.vault.keys.kind import DEFAULT_OPS, KEY, KeyMeta, KeyValue
 from kvault.vault.keys.operations import KeyOperations
@@ -256,21 +258,24 @@ class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, K
 
         return destroy
 
-    async def _purge_rows(self, vault: VaultInfo, lname: str, revision: int) -> None:
-        """Purge also removes the rotation policy and destroys the versions' HSM objects
-        (after the commit: a failed purge must leave a usable key)."""
+    async def _stage_purge(
+        self, txn: Txn, vault: VaultInfo, lname: str, revision: int | None
+    ) -> After | None:
+        """Purge also removes the rotation policy and, once committed, destroys the
+        versions' HSM objects (a failed purge must leave a usable key)."""
         rows = await self._core.store.scan(
             self._rows.versions(vault.id, lname),
             lambda v: self._rows.version_context(vault.id, lname, v),
         )
-        handles = [self._codec.decode_version(r.plaintext).value for r in rows]
-        txn = self._core.store.txn()
-        txn.delete(self._rows.deleted_row(vault.id, lname)[0], revision)
-        txn.delete_prefix(self._rows.versions(vault.id, lname))
+        values = [self._codec.decode_version(r.plaintext).value for r in rows]
+        await super()._stage_purge(txn, vault, lname, revision)
         txn.delete(layout.key_policy_row(vault.id, lname)[0])
-        await self._core.store.commit(txn)
-        for value in handles:
-            await self._material.destroy(value)
+
+        async def destroy() -> None:
+            for value in values:
+                await self._material.destroy(value)
+
+        return destroy
 
 
 def _params(value: KeyValue) -> dict[str, Any]:

@@ -29,19 +29,13 @@ DEFAULT_OPS = {
 class KeyMeta(ItemMeta):
     kty: str = "RSA"
     key_ops: tuple[str, ...] = ()
-    managed: bool = False
 
     def to_doc(self) -> dict[str, Any]:
-        return {
-            **ItemMeta.to_doc(self),
-            "kty": self.kty,
-            "keyOps": list(self.key_ops),
-            "managed": self.managed,
-        }
+        return {**ItemMeta.to_doc(self), "kty": self.kty, "keyOps": list(self.key_ops)}
 
     @classmethod
     def own_fields(cls, doc: dict[str, Any]) -> tuple[Any, ...]:
-        return (doc["kty"], tuple(doc["keyOps"]), doc["managed"])
+        return (doc["kty"], tuple(doc["keyOps"]))
 
     @property
     def hsm(self) -> bool:
