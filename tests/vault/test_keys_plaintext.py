@@ -24,9 +24,18 @@ from kvault.crypto import keys as jose
 from kvault.vault.service import Kvault
 from tests.vault.test_plaintext import _scan
 
-#: DER object identifiers that start every PKCS#8/SPKI RSA or EC key (rsaEncryption,
-#: id-ecPublicKey), with their tag and length: a DER key in clear would show one of them.
-KEY_OIDS = (bytes.fromhex("06092a864886f70d010101"), bytes.fromhex("06072a8648ce3d0201"))
+#: The DER AlgorithmIdentifier contents of PKCS#8 RSA and EC keys (rsaEncryption with NULL;
+#: id-ecPublicKey with P-256, P-384, P-521, secp256k1): a DER key in clear would show one.
+KEY_HEADERS = tuple(
+    bytes.fromhex(h)
+    for h in (
+        "06092a864886f70d0101010500",
+        "06072a8648ce3d020106082a8648ce3d030107",
+        "06072a8648ce3d020106052b81040022",
+        "06072a8648ce3d020106052b81040023",
+        "06072a8648ce3d020106052b8104000a",
+    )
+)
 PEM_MARKERS = (b"-----BEGIN", b"PRIVATE KEY-----")
 
 
@@ -55,16 +64,23 @@ def private_components(key: Any) -> dict[str, bytes]:
         n = key.private_numbers()
         out = {m: _int(v) for m, v in (("d", n.d), ("p", n.p), ("q", n.q))}
         out |= {m: _int(v) for m, v in (("dp", n.dmp1), ("dq", n.dmq1), ("qi", n.iqmp))}
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        for label, fmt in (
+            ("pkcs8", serialization.PrivateFormat.PKCS8),
+            ("pkcs1", serialization.PrivateFormat.TraditionalOpenSSL),
+        ):
+            der = key.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())
+            out[f"der-{label}"] = der[-48:]  # the tail: qi, not the shared header
+    elif isinstance(key, ec.EllipticCurvePrivateKey):  # (an EC DER ends with the public point)
         width = (key.curve.key_size + 7) // 8
         out = {"d": _int(key.private_numbers().private_value, width)}
-    for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
-        der = key.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())
-        out[f"der-{fmt.name}"] = der[-48:]  # the tail: private values, not the shared header
     return out
 
 
-def scan_binary(directory: Path, secrets: dict[str, bytes]) -> list[str]:
+def scan_binary(
+    directory: Path, secrets: dict[str, bytes], *, own_keys: tuple[str, ...] = ()
+) -> list[str]:
+    """Leaks of ``secrets`` in any form, and any PEM or DER private key; files under the
+    ``own_keys`` subdirectories (the server's own TLS key) may hold PEM/DER keys."""
     leaks = []
     forms = {name: binary_forms(value) for name, value in secrets.items()}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
@@ -72,9 +88,11 @@ def scan_binary(directory: Path, secrets: dict[str, bytes]) -> list[str]:
         for name, candidates in forms.items():
             if any(f in data for f in candidates):
                 leaks.append(f"{path} holds {name}")
-        for oid in KEY_OIDS:
-            if any(f in data for f in binary_forms(b"\x30" + oid) | {oid}):
-                leaks.append(f"{path} holds a DER key header {oid.hex()}")
+        if path.relative_to(directory).parts[0] in own_keys:
+            continue
+        for header in KEY_HEADERS:
+            if any(f in data for f in binary_forms(header)):
+                leaks.append(f"{path} holds a DER key header {header.hex()}")
         for marker in PEM_MARKERS:
             if marker in data:
                 leaks.append(f"{path} holds {marker!r}")
@@ -157,11 +175,11 @@ async def test_no_key_material_reaches_the_data_directory(
     # Use them, with plaintext markers.
     for i in (0, 1):
         sealed = await keys.encrypt("p1", f"irsa{i}", "", "RSA-OAEP", markers[0].encode())
-        assert await keys.decrypt("p1", f"irsa{i}", "", "RSA-OAEP", sealed.value) == (
-            markers[0].encode()
-        )
+        opened = await keys.decrypt("p1", f"irsa{i}", "", "RSA-OAEP", sealed.value)
+        assert opened.value == markers[0].encode()
         wrapped = await keys.wrap("p1", f"irsa{i}", "", "RSA-OAEP-256", markers[1].encode())
-        assert (await keys.unwrap("p1", f"irsa{i}", "", "RSA-OAEP-256", wrapped.value)).value
+        unwrapped = await keys.unwrap("p1", f"irsa{i}", "", "RSA-OAEP-256", wrapped.value)
+        assert unwrapped.value == markers[1].encode()
         await keys.sign("p1", f"irsa{i}", "", "PS256", digest)
         await keys.sign("p1", f"iec{i}", "", "ES384", os.urandom(48))
         gcm = await keys.encrypt("p1", f"ioct{i}", "", "A256GCM", markers[2].encode(), aad=b"a")

@@ -19,6 +19,12 @@ REQUEST_ID = web.RequestKey("kvault.request_id", str)
 _CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
 
 
+def _route(request: web.Request) -> str:
+    """The route pattern (``/secrets/{name}``): never the item names of the path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource else "?"
+
+
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -32,6 +38,17 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         response = auth.challenge(request, exc)
     except KvaultError as exc:
         response = from_kvault(exc)
+        if response.status >= 500 and response.status != 503:
+            # Its message is kvault's own (never secret material, never request data); the
+            # client got a generic one that points here.
+            log.error(
+                "%s on %s %s (request %s): %s",
+                type(exc).__name__,
+                request.method,
+                _route(request),
+                rid,
+                exc.message,
+            )
     except web.HTTPException as exc:  # aiohttp's own: no route, wrong method, body too large
         code = _CODES.get(exc.status, "BadParameter" if exc.status < 500 else "InternalError")
         response = error_response(exc.status, code, exc.reason)
@@ -41,9 +58,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             "unhandled %s on %s %s (request %s)\n%s",
             type(exc).__name__,
             request.method,
-            request.match_info.route.resource.canonical
-            if request.match_info.route.resource
-            else "?",
+            _route(request),
             rid,
             "".join(traceback.format_tb(exc.__traceback__)),
         )

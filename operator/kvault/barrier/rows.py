@@ -63,6 +63,13 @@ def key_policy(vault_id: str, lname: str) -> str:
     return key_policies(vault_id) + lname
 
 
+def certificate_rows(vault_id: str, what: str) -> str:
+    """A certificate name's companion rows, by ``what``: ``cp`` its policy, ``co`` its
+    pending operation; ``ci`` the vault's issuers, ``cc`` its contacts (one row)."""
+    assert what in ("cp", "co", "ci", "cc")
+    return f"{ITEMS}{vault_id}/{what}/"
+
+
 #: Per item kind. Keys and certificates are reserved here so that no two kinds can collide.
 ITEM_ROWS: dict[str, ItemRows] = {
     "secret": ItemRows("s", "sv", "ds"),

@@ -96,6 +96,10 @@ class Pkcs11Keys:
         label = p11o.label_of(handle)
         return await p11thread.call(p11ops.t_wrap, self._session(), label, alg, key)
 
+    async def exists(self, handle: bytes) -> bool:
+        label = p11o.label_of(handle)
+        return bool(await p11thread.call(p11o.t_exists, self._session(), label))
+
     async def destroy(self, handle: bytes) -> None:
         label = p11o.label_of(handle)
         await p11thread.call(p11o.t_destroy, self._session(), label)

@@ -213,6 +213,18 @@ def t_find(shared: p11s.SharedSession, label: str) -> Held:
     return held
 
 
+def t_exists(shared: p11s.SharedSession, label: str) -> bool:
+    """Whether the token still holds key ``label`` (a device failure raises HSMError)."""
+    if label in shared.held:
+        return True
+    try:
+        return any(
+            isinstance(o, pkcs11.PrivateKey | pkcs11.SecretKey) for o in _objects(shared, label)
+        )
+    except p11e.PKCS11Error as e:
+        raise _device_error(f"looking up key {label!r}", shared, e) from None
+
+
 def t_destroy(shared: p11s.SharedSession, label: str) -> None:
     """Destroy every object of the key (both halves of a pair); idempotent."""
     p11thread.require_worker_thread()

@@ -142,6 +142,14 @@ class SoftwareKeys:
         jwk = jose.public_jwk(key)  # refuses unsupported curves and key types
         return await self._seal(label, key), jwk
 
+    async def exists(self, handle: bytes) -> bool:
+        """The handle is the (sealed) key: it exists while it opens under a root key."""
+        try:
+            await self._unseal(handle)
+        except IntegrityError:
+            return False
+        return True
+
     async def sign(self, handle: bytes, alg: str, digest: bytes) -> bytes:
         key = await self._unseal(handle)
         return await _run(key, jose.sign, key, alg, digest)

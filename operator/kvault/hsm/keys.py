@@ -90,6 +90,11 @@ class HsmKeys(Protocol):
         """oct key wrap in the HSM (RSA: in software on the public key, as ``encrypt``)."""
         ...
 
+    async def exists(self, handle: bytes) -> bool:
+        """Whether the key behind ``handle`` is still there (a restore of a backup checks
+        it: a purged HSM key's object is gone)."""
+        ...
+
     async def destroy(self, handle: bytes) -> None:
         """Destroy the key for good (after purge); idempotent. The software plugin can only
         forget its cache: there, deleting the stored handle is what destroys the key."""

@@ -83,6 +83,27 @@ def key_policy_row(vault_id: str, lname: str) -> tuple[str, Context]:
     return rows.key_policy(vault_id, lname), key_policy_context(vault_id, lname)
 
 
+#: A certificate name's companion rows (see :func:`kvault.barrier.rows.certificate_rows`).
+_CERT_CONTEXTS = {
+    "cp": "certificate-policy",
+    "co": "certificate-operation",
+    "ci": "certificate-issuer",
+    "cc": "certificate-contacts",
+}
+
+
+def certificate_rows(vault_id: str, what: str) -> str:
+    return rows.certificate_rows(vault_id, what)
+
+
+def certificate_context(vault_id: str, what: str, lname: str) -> Context:
+    return Context(vault_id, _CERT_CONTEXTS[what], lname)
+
+
+def certificate_row(vault_id: str, what: str, lname: str) -> tuple[str, Context]:
+    return certificate_rows(vault_id, what) + lname, certificate_context(vault_id, what, lname)
+
+
 SECRETS = KindLayout.of("secret")
 # The secrets' rows by their historical names (tests and tools address rows directly).
 heads = SECRETS.heads

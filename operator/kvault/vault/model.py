@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from kvault.identity.model import RoleAssignment
 
@@ -14,6 +14,10 @@ DAY = 86400
 VAULT_NOT_FOUND = "VaultNotFound"
 
 __all__ = [
+    "Certificate",
+    "CertificateOperation",
+    "CertificateProperties",
+    "DeletedCertificate",
     "DeletedKey",
     "DeletedSecret",
     "Key",
@@ -129,6 +133,58 @@ class KeyResult:
     iv: bytes | None = None
     tag: bytes | None = None
     aad: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateProperties:
+    """One certificate version's metadata; ``x5t`` is the leaf's SHA-1 thumbprint (base64url)."""
+
+    vault: str
+    name: str
+    version: str
+    enabled: bool
+    created: int
+    updated: int
+    not_before: int | None = None
+    expires: int | None = None
+    x5t: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    recovery_level: str = "Recoverable+Purgeable"
+    recoverable_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """A certificate version: its leaf (DER) and chain above it (DER, leaf's issuer first);
+    ``policy`` is the certificate's policy document when asked for the latest version."""
+
+    properties: CertificateProperties
+    cer: bytes
+    chain: tuple[bytes, ...] = ()
+    policy: Any = None  # the CertificatePolicy, with the latest version only
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedCertificate:
+    properties: CertificateProperties
+    deleted_date: int
+    scheduled_purge_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateOperation:
+    """The pending (or finished) create operation of a certificate name."""
+
+    name: str
+    issuer: str
+    status: str  # inProgress | completed | cancelled | failed
+    request_id: str
+    csr: bytes | None = None
+    cancellation_requested: bool = False
+    status_details: str | None = None
+    error: Mapping[str, str] | None = None
+    #: The version the operation creates (``target`` once completed).
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

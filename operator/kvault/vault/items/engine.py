@@ -18,6 +18,7 @@ from typing import Any
 from kvault.barrier.view import ABSENT, Txn
 from kvault.errors import (
     BadParameter,
+    Conflict,
     DeletedButRecoverable,
     ItemDisabled,
 )
@@ -139,6 +140,11 @@ class Items(Lifecycle[M, V, P, I, D]):
             await self._refuse_deleted(vault, lname, meta.name)
         elif not owner:
             self._refuse_managed(head[1].meta, "set")
+        elif not head[1].meta.managed:
+            raise Conflict(
+                f"a {self.kind.name} named {meta.name} exists in this vault and is not owned by "
+                "a certificate; a certificate cannot take its name"
+            )
         vkey, vctx = self._rows.version_row(vault.id, lname, meta.version)
         hkey, hctx = self._rows.head_row(vault.id, lname)
         txn.check(self._rows.deleted_row(vault.id, lname)[0], ABSENT)

@@ -43,6 +43,11 @@ class KeyBase(ItemBase[KeyMeta, KeyValue, KeyProperties, Key, DeletedKey]):
         self._create, self._import, self._rotate = ops["Create"], ops["Import"], ops["Rotate"]
         self._get_policy, self._set_policy = ops["GetRotationPolicy"], ops["SetRotationPolicy"]
 
+    @property
+    def material(self) -> Material:
+        """Where key material lives; the certificates kind issues with it too."""
+        return self._material
+
     async def _policy(self, vault: VaultInfo, lname: str) -> PolicyRecord | None:
         key, ctx = layout.key_policy_row(vault.id, lname)
         found = await self._core.read(key, ctx)

@@ -9,6 +9,7 @@ and version and never a plaintext, ciphertext, digest or signature.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -22,6 +23,7 @@ from kvault.vault.core import LOCAL, Caller
 from kvault.vault.items.base import UNSET
 from kvault.vault.items.engine import Items
 from kvault.vault.items.lifecycle import After
+from kvault.vault.items.records import HeadRecord
 from kvault.vault.keys.base import ajose_errors, jose_errors
 from kvault.vault.keys.kind import DEFAULT_OPS, KEY, KeyMeta, KeyValue
 from kvault.vault.keys.operations import KeyOperations
@@ -257,6 +259,20 @@ class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, K
                 await self._material.destroy(value)
 
         return destroy
+
+    async def _stage_restore(self, txn: Txn, vault: VaultInfo, part: Any) -> HeadRecord[KeyMeta]:
+        """An HSM key restores only while its HSM objects exist (as in Azure, the backup is
+        bound to the HSM; the objects are not in the blob)."""
+        head = await super()._stage_restore(txn, vault, part)
+        for doc in part["versions"]:
+            value = self._codec.decode_version(json.dumps(doc).encode()).value
+            if not await self._material.usable(value):
+                raise BadParameter(
+                    f"the backup of key {head.meta.name} refers to an HSM key that no longer "
+                    "exists (purged, or another HSM): HSM keys restore only into the HSM that "
+                    "still holds them"
+                )
+        return head
 
     async def _stage_purge(
         self, txn: Txn, vault: VaultInfo, lname: str, revision: int | None

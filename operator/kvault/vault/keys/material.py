@@ -73,6 +73,18 @@ class Material:
             return KeyValue(public, handle=handle, size=size)
         return KeyValue(jose.public_jwk(key), jose.dump_private(key), size=size)
 
+    def exportable(self, value: KeyValue) -> jose.Private | None:
+        """The private key, for a certificate's PFX/PEM secret (Azure exports an exportable
+        certificate's key that way); ``None`` for HSM keys: they never leave the HSM."""
+        return self._private(value) if value.private else None
+
+    async def usable(self, value: KeyValue) -> bool:
+        """Whether the key's private part still exists (an HSM key's object may have been
+        destroyed by a purge since its backup was made)."""
+        if not value.handle:
+            return True
+        return self._held is not None and await self._held.exists(value.handle)
+
     async def destroy(self, value: KeyValue) -> None:
         """The HSM object of a purged (or never committed) version; software keys go with
         their record."""
