@@ -445,9 +445,7 @@ def test_key_public_part_reaches_pod_and_follows_rotation(
         {
             "vaultRef": {"name": "main"},
             "serviceAccountName": "signer",
-            "data": [
-                {"secretKey": "public.pem", "remoteRef": {"kind": "Key", "name": "signing"}}
-            ],
+            "data": [{"secretKey": "public.pem", "remoteRef": {"kind": "Key", "name": "signing"}}],
         },
     )
     vs = wait_condition(cluster, ns, "vaultsecrets", "signing", "True", "Synced")

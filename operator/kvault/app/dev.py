@@ -71,9 +71,7 @@ async def open_dev(data_dir: Path, backends: Backends | None = None) -> DevSetup
     return DevSetup(config, tls, token)
 
 
-async def serve_dev(
-    data_dir: Path, host: str, port: int, backends: Backends | None = None
-) -> None:
+async def serve_dev(data_dir: Path, host: str, port: int, backends: Backends | None = None) -> None:
     """Serve the dev data plane until SIGINT/SIGTERM, announcing endpoint, token and CA."""
     setup = await open_dev(data_dir, backends)
 
@@ -99,9 +97,7 @@ async def serve_dev(
         await setup.config.kv.close()
 
 
-def run_dev(
-    data_dir: Path | None, host: str, port: int, backends: Backends | None = None
-) -> None:
+def run_dev(data_dir: Path | None, host: str, port: int, backends: Backends | None = None) -> None:
     """The ``kvault server --dev`` process (a temporary data directory when none)."""
     logs.plain()
     temporary = data_dir is None
