@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kvault.api import openapi, routes_keys, routes_secrets, routing
+from kvault.api import openapi, routes_certificates, routes_keys, routes_secrets, routing
 from kvault.vault.names import ITEM_NAME, VERSION
 
 
@@ -32,7 +32,7 @@ def test_every_documented_operation_is_served() -> None:
 
 
 def test_served_routes_are_documented_or_aliases() -> None:
-    tables = routes_secrets.ROUTES + routes_keys.ROUTES
+    tables = routes_secrets.ROUTES + routes_keys.ROUTES + routes_certificates.ROUTES
     documented = {(r.method, r.path) for r in tables if r.operation_id is not None}
     aliases = {(r.method, r.path) for r in tables if r.operation_id is None}
     served = {(m, p) for m, p in _registered() if m != "HEAD" and "oauth2" not in p}
@@ -40,6 +40,7 @@ def test_served_routes_are_documented_or_aliases() -> None:
     assert served == documented | aliases
     assert len([r for r in routes_secrets.ROUTES if r.operation_id is not None]) == 14
     assert len([r for r in routes_keys.ROUTES if r.operation_id is not None]) == 25
+    assert len([r for r in routes_certificates.ROUTES if r.operation_id is not None]) == 29
 
 
 def test_name_patterns_come_from_the_domain() -> None:

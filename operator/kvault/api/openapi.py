@@ -16,7 +16,14 @@ from typing import Any
 
 from aiohttp import web
 
-from kvault.api import key_schemas, routes_keys, routes_oauth, routes_secrets
+from kvault.api import (
+    cert_schemas,
+    key_schemas,
+    routes_certificates,
+    routes_keys,
+    routes_oauth,
+    routes_secrets,
+)
 from kvault.api.paging import MAX_RESULTS
 from kvault.api.routing import Route
 from kvault.vault.names import MAX_UNIX_TIME
@@ -260,7 +267,9 @@ _INFRA: dict[str, Any] = {
 }
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 #: Every route table, in registration order (what :mod:`kvault.api.app` registers).
-ROUTES: tuple[Route, ...] = routes_secrets.ROUTES + routes_keys.ROUTES + routes_oauth.ROUTES
+ROUTES: tuple[Route, ...] = (
+    routes_secrets.ROUTES + routes_keys.ROUTES + routes_certificates.ROUTES + routes_oauth.ROUTES
+)
 
 
 def operation(route: Route) -> dict[str, Any]:
@@ -302,12 +311,12 @@ def document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {
-            "title": "kvault data plane (Azure Key Vault secrets and keys API)",
+            "title": "kvault data plane (Azure Key Vault secrets, keys and certificates API)",
             "version": "2026-04-01",
         },
         "paths": paths,
         "components": {
-            "schemas": {**_SCHEMAS, **key_schemas.SCHEMAS},
+            "schemas": {**_SCHEMAS, **key_schemas.SCHEMAS, **cert_schemas.SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

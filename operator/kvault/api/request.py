@@ -44,8 +44,8 @@ async def begin(request: web.Request, operation: str, name: str | None = None) -
     return Call(config.kv, vault, "https://" + host, caller)
 
 
-def ok(doc: Any) -> web.Response:
-    return web.Response(body=json.dumps(doc).encode(), content_type=_JSON)
+def ok(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(doc).encode(), content_type=_JSON)
 
 
 def page(request: web.Request, call: Call, items: list[Any], token: str | None) -> web.Response:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvault.vault.model import DeletedSecret, KeyProperties, Secret, SecretProperties
+from kvault.vault.model import (
+    CertificateProperties,
+    DeletedSecret,
+    KeyProperties,
+    Secret,
+    SecretProperties,
+)
 
 
-def attributes(p: SecretProperties | KeyProperties) -> dict[str, Any]:
+def attributes(p: SecretProperties | KeyProperties | CertificateProperties) -> dict[str, Any]:
     """The ``attributes`` object every item kind shares."""
     out: dict[str, Any] = {"enabled": p.enabled}
     if p.not_before is not None:

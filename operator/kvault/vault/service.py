@@ -13,6 +13,7 @@ from kvault.barrier.view import SealedView, Storage
 from kvault.hsm.base import HSM
 from kvault.vault import layout
 from kvault.vault.access import Access
+from kvault.vault.certificates.certificates import Certificates
 from kvault.vault.changes import Subscriber
 from kvault.vault.core import Caller, Core
 from kvault.vault.items.engine import Items
@@ -49,9 +50,14 @@ class Kvault:
         self.core = core
         self.secrets = Secrets(core)
         self.keys = Keys(core, hsm)
+        self.certificates = Certificates(core, self.keys, self.secrets, hsm)
         self.vaults = Vaults(core, release=self.keys.release_vault)
-        #: Every item kind's engine (certificates join here).
-        self.kinds: tuple[Items[Any, Any, Any, Any, Any], ...] = (self.secrets, self.keys)
+        #: Every item kind's engine.
+        self.kinds: tuple[Items[Any, Any, Any, Any, Any], ...] = (
+            self.secrets,
+            self.keys,
+            self.certificates,
+        )
         core.mutations = core.mutations.union(*(e.kind.mutations for e in self.kinds))
         self._access = Access(
             core,

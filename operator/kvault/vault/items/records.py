@@ -122,6 +122,16 @@ class Codec(Generic[M, V]):
             raise IntegrityError(f"stored {self.what} version is malformed") from None
         return VersionRecord(self.meta.from_doc(doc, self.what), value)
 
+    def encode_value(self, value: V) -> bytes:
+        """A value alone (a certificate's key waiting in its pending operation)."""
+        return dump(self.value.to_doc(value))
+
+    def decode_value(self, raw: bytes) -> V:
+        try:
+            return self.value.from_doc(load(raw, f"{self.what} value"))
+        except ValueError:
+            raise IntegrityError(f"stored {self.what} value is malformed") from None
+
     def encode_head(self, head: HeadRecord[M]) -> bytes:
         return dump(
             {

@@ -1,0 +1,194 @@
+"""OpenAPI schemas of the certificates routes (merged into ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvault.vault.names import MAX_UNIX_TIME
+
+_REF = "#/components/schemas/"
+_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_TIME}
+_TAGS = {
+    "type": "object",
+    "maxProperties": 15,
+    "additionalProperties": {"type": "string", "maxLength": 256},
+}
+_URI = {"type": "string", "format": "uri"}
+_STR = {"type": "string"}
+_OBJ = {"type": "object"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _list(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": {"type": "array", "items": _ref(item)},
+            "nextLink": {"type": "string", "nullable": True},
+        },
+    }
+
+
+_ATTRIBUTES = {
+    "type": "object",
+    "properties": {
+        "enabled": {"type": "boolean"},
+        "nbf": _TIME,
+        "exp": _TIME,
+        "created": {"type": "integer", "readOnly": True},
+        "updated": {"type": "integer", "readOnly": True},
+        "recoveryLevel": {"type": "string", "readOnly": True},
+        "recoverableDays": {"type": "integer", "readOnly": True},
+    },
+}
+_POLICY = {
+    "type": "object",
+    "properties": {
+        "id": _STR,
+        "key_props": _OBJ,
+        "secret_props": _OBJ,
+        "x509_props": _OBJ,
+        "lifetime_actions": {"type": "array", "items": _OBJ},
+        "issuer": _OBJ,
+        "attributes": _OBJ,
+    },
+}
+_ITEM_PROPS = {"id": _URI, "attributes": _ref("CertificateAttributes"), "tags": _TAGS, "x5t": _STR}
+_DELETION = {
+    "type": "object",
+    "required": ["recoveryId", "deletedDate", "scheduledPurgeDate"],
+    "properties": {
+        "recoveryId": _URI,
+        "deletedDate": {"type": "integer"},
+        "scheduledPurgeDate": {"type": "integer"},
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "CertificateAttributes": _ATTRIBUTES,
+    "CertificatePolicy": _POLICY,
+    "CertificateItem": {
+        "type": "object",
+        "required": ["id", "attributes"],
+        "properties": _ITEM_PROPS,
+    },
+    "CertificateBundle": {
+        "type": "object",
+        "required": ["id", "attributes"],
+        "properties": {
+            **_ITEM_PROPS,
+            "kid": _URI,
+            "sid": _URI,
+            "cer": _STR,
+            "policy": _ref("CertificatePolicy"),
+        },
+    },
+    "DeletedCertificateItem": {"allOf": [_ref("CertificateItem"), _DELETION]},
+    "CertificateListResult": _list("CertificateItem"),
+    "DeletedCertificateListResult": _list("DeletedCertificateItem"),
+    "BackupCertificateResult": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"value": _STR},
+    },
+    "CertificateRestoreParameters": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"value": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}},
+    },
+    "CertificateCreateParameters": {
+        "type": "object",
+        "properties": {
+            "policy": _ref("CertificatePolicy"),
+            "attributes": _ref("CertificateAttributes"),
+            "tags": _TAGS,
+        },
+    },
+    "CertificateImportParameters": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": _STR,
+            "pwd": _STR,
+            "policy": _ref("CertificatePolicy"),
+            "attributes": _ref("CertificateAttributes"),
+            "tags": _TAGS,
+        },
+    },
+    "CertificateMergeParameters": {
+        "type": "object",
+        "required": ["x5c"],
+        "properties": {
+            "x5c": {"type": "array", "items": _STR},
+            "attributes": _ref("CertificateAttributes"),
+            "tags": _TAGS,
+        },
+    },
+    "CertificateUpdateParameters": {
+        "type": "object",
+        "properties": {"attributes": _ref("CertificateAttributes"), "tags": _TAGS},
+    },
+    "CertificateOperation": {
+        "type": "object",
+        "required": ["id", "status"],
+        "properties": {
+            "id": _URI,
+            "issuer": _OBJ,
+            "csr": _STR,
+            "cancellation_requested": {"type": "boolean"},
+            "status": _STR,
+            "status_details": _STR,
+            "error": _OBJ,
+            "target": _URI,
+            "request_id": _STR,
+        },
+    },
+    "CertificateOperationUpdateParameter": {
+        "type": "object",
+        "required": ["cancellation_requested"],
+        "properties": {"cancellation_requested": {"type": "boolean"}},
+    },
+    "Contacts": {
+        "type": "object",
+        "properties": {
+            "id": _URI,
+            "contacts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"email": _STR, "name": _STR, "phone": _STR},
+                },
+            },
+        },
+    },
+    "IssuerParameters": {
+        "type": "object",
+        "properties": {
+            "provider": _STR,
+            "credentials": _OBJ,
+            "org_details": _OBJ,
+            "attributes": _OBJ,
+        },
+    },
+    "IssuerBundle": {
+        "type": "object",
+        "required": ["id", "provider"],
+        "properties": {
+            "id": _URI,
+            "provider": _STR,
+            "credentials": _OBJ,
+            "org_details": _OBJ,
+            "attributes": _OBJ,
+        },
+    },
+    "IssuerListResult": _list("IssuerItem"),
+    "IssuerItem": {
+        "type": "object",
+        "required": ["id", "provider"],
+        "properties": {"id": _URI, "provider": _STR},
+    },
+}
