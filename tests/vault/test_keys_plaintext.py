@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kvault.crypto import keys as jose
+from kvault.vault.keys.operations import KeyInput
 from kvault.vault.service import Kvault
 from tests.vault.test_plaintext import _scan
 
@@ -173,26 +174,25 @@ async def test_no_key_material_reaches_the_data_directory(
         await keys.rotate("p1", name)
 
     # Use them, with plaintext markers.
+    def op(verb: str, name: str, alg: str, value: bytes, **extra: Any) -> Any:
+        return keys.operate("p1", name, "", verb, alg, KeyInput(value, **extra))
+
     for i in (0, 1):
-        sealed = await keys.encrypt("p1", f"irsa{i}", "", "RSA-OAEP", markers[0].encode())
-        opened = await keys.decrypt("p1", f"irsa{i}", "", "RSA-OAEP", sealed.value)
+        sealed = await op("Encrypt", f"irsa{i}", "RSA-OAEP", markers[0].encode())
+        opened = await op("Decrypt", f"irsa{i}", "RSA-OAEP", sealed.value)
         assert opened.value == markers[0].encode()
-        wrapped = await keys.wrap("p1", f"irsa{i}", "", "RSA-OAEP-256", markers[1].encode())
-        unwrapped = await keys.unwrap("p1", f"irsa{i}", "", "RSA-OAEP-256", wrapped.value)
+        wrapped = await op("WrapKey", f"irsa{i}", "RSA-OAEP-256", markers[1].encode())
+        unwrapped = await op("UnwrapKey", f"irsa{i}", "RSA-OAEP-256", wrapped.value)
         assert unwrapped.value == markers[1].encode()
-        await keys.sign("p1", f"irsa{i}", "", "PS256", digest)
-        await keys.sign("p1", f"iec{i}", "", "ES384", os.urandom(48))
-        gcm = await keys.encrypt("p1", f"ioct{i}", "", "A256GCM", markers[2].encode(), aad=b"a")
-        await keys.decrypt(
-            "p1", f"ioct{i}", "", "A256GCM", gcm.value, iv=gcm.iv, aad=b"a", tag=gcm.tag
-        )
-        cbc = await keys.encrypt(
-            "p1", f"ioct{i}", "", "A256CBCPAD", markers[3].encode(), iv=os.urandom(16)
-        )
-        await keys.decrypt("p1", f"ioct{i}", "", "A256CBCPAD", cbc.value, iv=cbc.iv)
-        await keys.wrap("p1", f"ioct{i}", "", "CKM_AES_KEY_WRAP_PAD", markers[4].encode())
-    sealed = await keys.encrypt("p1", "crsa-hsm", "", "RSA1_5", markers[5].encode())
-    await keys.decrypt("p1", "crsa-hsm", "", "RSA1_5", sealed.value)
+        await op("Sign", f"irsa{i}", "PS256", digest)
+        await op("Sign", f"iec{i}", "ES384", os.urandom(48))
+        gcm = await op("Encrypt", f"ioct{i}", "A256GCM", markers[2].encode(), aad=b"a")
+        await op("Decrypt", f"ioct{i}", "A256GCM", gcm.value, iv=gcm.iv, aad=b"a", tag=gcm.tag)
+        cbc = await op("Encrypt", f"ioct{i}", "A256CBCPAD", markers[3].encode(), iv=os.urandom(16))
+        await op("Decrypt", f"ioct{i}", "A256CBCPAD", cbc.value, iv=cbc.iv)
+        await op("WrapKey", f"ioct{i}", "CKM_AES_KEY_WRAP_PAD", markers[4].encode())
+    sealed = await op("Encrypt", "crsa-hsm", "RSA1_5", markers[5].encode())
+    await op("Decrypt", "crsa-hsm", "RSA1_5", sealed.value)
 
     # Backup, restore elsewhere, delete/recover, purge, update, rotation policy.
     blobs = {n: await keys.backup("p1", n) for n in ("irsa0", "iec1", "ioct0", "coct-hsm")}

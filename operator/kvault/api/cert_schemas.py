@@ -4,33 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvault.vault.names import MAX_UNIX_TIME
+from kvault.api.schema_parts import DELETION as _DELETION
+from kvault.api.schema_parts import TAGS as _TAGS
+from kvault.api.schema_parts import TIME as _TIME
+from kvault.api.schema_parts import listing as _list
+from kvault.api.schema_parts import ref as _ref
 
-_REF = "#/components/schemas/"
-_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_TIME}
-_TAGS = {
-    "type": "object",
-    "maxProperties": 15,
-    "additionalProperties": {"type": "string", "maxLength": 256},
-}
 _URI = {"type": "string", "format": "uri"}
 _STR = {"type": "string"}
 _OBJ = {"type": "object"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
-
-
-def _list(item: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["value"],
-        "properties": {
-            "value": {"type": "array", "items": _ref(item)},
-            "nextLink": {"type": "string", "nullable": True},
-        },
-    }
 
 
 _ATTRIBUTES = {
@@ -58,15 +40,6 @@ _POLICY = {
     },
 }
 _ITEM_PROPS = {"id": _URI, "attributes": _ref("CertificateAttributes"), "tags": _TAGS, "x5t": _STR}
-_DELETION = {
-    "type": "object",
-    "required": ["recoveryId", "deletedDate", "scheduledPurgeDate"],
-    "properties": {
-        "recoveryId": _URI,
-        "deletedDate": {"type": "integer"},
-        "scheduledPurgeDate": {"type": "integer"},
-    },
-}
 
 SCHEMAS: dict[str, Any] = {
     "CertificateAttributes": _ATTRIBUTES,

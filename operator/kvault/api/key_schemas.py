@@ -4,43 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from kvault.api.schema_parts import DELETION as _DELETION
+from kvault.api.schema_parts import TAGS as _TAGS
+from kvault.api.schema_parts import TIME as _TIME
+from kvault.api.schema_parts import listing as _list
+from kvault.api.schema_parts import ref as _ref
 from kvault.vault.keys.kind import KEY_OPS, KTYS
-from kvault.vault.names import MAX_UNIX_TIME
 
-_REF = "#/components/schemas/"
 _B64URL = {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"}
-_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_TIME}
-_TAGS = {
-    "type": "object",
-    "maxProperties": 15,
-    "additionalProperties": {"type": "string", "maxLength": 256},
-}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
-
-
-def _list(item: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["value"],
-        "properties": {
-            "value": {"type": "array", "items": _ref(item)},
-            "nextLink": {"type": "string", "nullable": True},
-        },
-    }
-
-
-_DELETION = {
-    "type": "object",
-    "required": ["recoveryId", "deletedDate", "scheduledPurgeDate"],
-    "properties": {
-        "recoveryId": {"type": "string", "format": "uri"},
-        "deletedDate": {"type": "integer"},
-        "scheduledPurgeDate": {"type": "integer"},
-    },
-}
 _OPS = {"type": "array", "items": {"type": "string", "enum": list(KEY_OPS)}}
 _TRIGGER = {
     "type": "object",

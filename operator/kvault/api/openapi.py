@@ -26,13 +26,10 @@ from kvault.api import (
 )
 from kvault.api.paging import MAX_RESULTS
 from kvault.api.routing import Route
-from kvault.vault.names import MAX_UNIX_TIME
-
-_REF = "#/components/schemas/"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
+from kvault.api.schema_parts import DELETION, listing
+from kvault.api.schema_parts import TAGS as _TAGS
+from kvault.api.schema_parts import TIME as _TIME
+from kvault.api.schema_parts import ref as _ref
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -85,12 +82,6 @@ def _op(
     return op
 
 
-_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_TIME}
-_TAGS = {
-    "type": "object",
-    "maxProperties": 15,
-    "additionalProperties": {"type": "string", "maxLength": 256},
-}
 _SCHEMAS: dict[str, Any] = {
     "KeyVaultError": {
         "type": "object",
@@ -160,36 +151,9 @@ _SCHEMAS: dict[str, Any] = {
             "kid": {"type": "string", "format": "uri"},
         },
     },
-    "DeletedSecretItem": {
-        "allOf": [
-            _ref("SecretItem"),
-            {
-                "type": "object",
-                "required": ["recoveryId", "deletedDate", "scheduledPurgeDate"],
-                "properties": {
-                    "recoveryId": {"type": "string", "format": "uri"},
-                    "deletedDate": {"type": "integer"},
-                    "scheduledPurgeDate": {"type": "integer"},
-                },
-            },
-        ]
-    },
-    "SecretListResult": {
-        "type": "object",
-        "required": ["value"],
-        "properties": {
-            "value": {"type": "array", "items": _ref("SecretItem")},
-            "nextLink": {"type": "string", "nullable": True},
-        },
-    },
-    "DeletedSecretListResult": {
-        "type": "object",
-        "required": ["value"],
-        "properties": {
-            "value": {"type": "array", "items": _ref("DeletedSecretItem")},
-            "nextLink": {"type": "string", "nullable": True},
-        },
-    },
+    "DeletedSecretItem": {"allOf": [_ref("SecretItem"), DELETION]},
+    "SecretListResult": listing("SecretItem"),
+    "DeletedSecretListResult": listing("DeletedSecretItem"),
     "BackupSecretResult": {
         "type": "object",
         "required": ["value"],

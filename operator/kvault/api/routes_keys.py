@@ -15,8 +15,9 @@ from aiohttp import web
 from kvault.api import bodies, key_shapes, paging
 from kvault.api.request import begin, ok
 from kvault.api.request import page as _page
-from kvault.api.routing import Route, item_params
+from kvault.api.routing import Handler, Route, item_params
 from kvault.errors import BadParameter, IntegrityError
+from kvault.vault.keys.operations import KeyInput
 from kvault.vault.keys.rotation import empty_response
 
 # -- /keys ------------------------------------------------------------------------------------
@@ -196,97 +197,52 @@ def _bytes(doc: dict[str, Any], field: str, *, required: bool = False) -> bytes 
     return b"" if text == "" else bodies.base64url(text, field)
 
 
-async def _crypto(request: web.Request, verb: str) -> tuple[Any, dict[str, Any], str, str]:
-    info = request.match_info
-    name = info["name"]
-    call = await begin(request, "Key" + verb, name)
-    doc = await bodies.json_object(request)
-    alg = bodies.string(doc, "alg", required=True)
-    return call, doc, alg, info.get("version", "")
+#: The body fields each operation reads (binary, base64url); the first is required.
+_INPUTS = {
+    "Encrypt": ("value", "iv", "aad"),
+    "Decrypt": ("value", "iv", "aad", "tag"),
+    "Sign": ("value",),
+    "Verify": ("digest", "value"),
+    "WrapKey": ("value",),
+    "UnwrapKey": ("value",),
+}
 
 
-async def encrypt(request: web.Request) -> web.Response:
-    call, doc, alg, version = await _crypto(request, "Encrypt")
-    out = await call.kv.keys.encrypt(
-        call.vault,
-        request.match_info["name"],
-        version,
-        alg,
-        _bytes(doc, "value", required=True) or b"",
-        iv=_bytes(doc, "iv"),
-        aad=_bytes(doc, "aad"),
-        caller=call.caller,
+def _input(doc: dict[str, Any], verb: str) -> KeyInput:
+    fields = _INPUTS[verb]
+    got = {f: _bytes(doc, f, required=f == fields[0]) for f in fields}
+    return KeyInput(
+        value=got.get("value") or b"",
+        digest=got.get("digest") or b"",
+        iv=got.get("iv"),
+        aad=got.get("aad"),
+        tag=got.get("tag"),
     )
-    return ok(key_shapes.result(call.base, request.match_info["name"], out))
 
 
-async def decrypt(request: web.Request) -> web.Response:
-    call, doc, alg, version = await _crypto(request, "Decrypt")
-    out = await call.kv.keys.decrypt(
-        call.vault,
-        request.match_info["name"],
-        version,
-        alg,
-        _bytes(doc, "value", required=True) or b"",
-        iv=_bytes(doc, "iv"),
-        aad=_bytes(doc, "aad"),
-        tag=_bytes(doc, "tag"),
-        caller=call.caller,
-    )
-    return ok(key_shapes.result(call.base, request.match_info["name"], out))
+def _operation(verb: str) -> Handler:
+    """The handler of ``POST /keys/{name}/{version}/<verb>``."""
 
+    async def handler(request: web.Request) -> web.Response:
+        info = request.match_info
+        name = info["name"]
+        call = await begin(request, "Key" + verb, name)
+        doc = await bodies.json_object(request)
+        alg = bodies.string(doc, "alg", required=True)
+        out = await call.kv.keys.operate(
+            call.vault,
+            name,
+            info.get("version", ""),
+            verb,
+            alg,
+            _input(doc, verb),
+            caller=call.caller,
+        )
+        if out.valid is not None:
+            return ok({"value": out.valid})
+        return ok(key_shapes.result(call.base, name, out))
 
-async def sign(request: web.Request) -> web.Response:
-    call, doc, alg, version = await _crypto(request, "Sign")
-    out = await call.kv.keys.sign(
-        call.vault,
-        request.match_info["name"],
-        version,
-        alg,
-        _bytes(doc, "value", required=True) or b"",
-        caller=call.caller,
-    )
-    return ok(key_shapes.result(call.base, request.match_info["name"], out))
-
-
-async def verify(request: web.Request) -> web.Response:
-    call, doc, alg, version = await _crypto(request, "Verify")
-    valid = await call.kv.keys.verify(
-        call.vault,
-        request.match_info["name"],
-        version,
-        alg,
-        _bytes(doc, "digest", required=True) or b"",
-        _bytes(doc, "value", required=True) or b"",
-        caller=call.caller,
-    )
-    return ok({"value": valid})
-
-
-async def wrap(request: web.Request) -> web.Response:
-    call, doc, alg, version = await _crypto(request, "WrapKey")
-    out = await call.kv.keys.wrap(
-        call.vault,
-        request.match_info["name"],
-        version,
-        alg,
-        _bytes(doc, "value", required=True) or b"",
-        caller=call.caller,
-    )
-    return ok(key_shapes.result(call.base, request.match_info["name"], out))
-
-
-async def unwrap(request: web.Request) -> web.Response:
-    call, doc, alg, version = await _crypto(request, "UnwrapKey")
-    out = await call.kv.keys.unwrap(
-        call.vault,
-        request.match_info["name"],
-        version,
-        alg,
-        _bytes(doc, "value", required=True) or b"",
-        caller=call.caller,
-    )
-    return ok(key_shapes.result(call.base, request.match_info["name"], out))
+    return handler
 
 
 # -- /deletedkeys -----------------------------------------------------------------------------
@@ -332,12 +288,17 @@ _DELETED = {"200": ("DeletedKeyBundle", "The deleted key.")}
 _LIST = {"200": ("KeyListResult", "A page of keys.")}
 _RESULT = {"200": ("KeyOperationResult", "The operation's output.")}
 _OPS = (
-    ("encrypt", encrypt, "Encrypt", _RESULT),
-    ("decrypt", decrypt, "Decrypt", _RESULT),
-    ("sign", sign, "Sign", _RESULT),
-    ("verify", verify, "Verify", {"200": ("KeyVerifyResult", "Whether the signature holds.")}),
-    ("wrapkey", wrap, "WrapKey", _RESULT),
-    ("unwrapkey", unwrap, "UnwrapKey", _RESULT),
+    ("encrypt", _operation("Encrypt"), "Encrypt", _RESULT),
+    ("decrypt", _operation("Decrypt"), "Decrypt", _RESULT),
+    ("sign", _operation("Sign"), "Sign", _RESULT),
+    (
+        "verify",
+        _operation("Verify"),
+        "Verify",
+        {"200": ("KeyVerifyResult", "Whether the signature holds.")},
+    ),
+    ("wrapkey", _operation("WrapKey"), "WrapKey", _RESULT),
+    ("unwrapkey", _operation("UnwrapKey"), "UnwrapKey", _RESULT),
 )
 _OP_BODY = {"verify": "KeyVerifyParameters", "sign": "KeySignParameters"}
 

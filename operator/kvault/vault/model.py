@@ -133,6 +133,8 @@ class KeyResult:
     iv: bytes | None = None
     tag: bytes | None = None
     aad: bytes | None = None
+    #: A verification's answer.
+    valid: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

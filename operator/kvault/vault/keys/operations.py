@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from kvault.crypto import keys as jose
@@ -18,6 +18,20 @@ from kvault.vault.keys.kind import KEY, KeyMeta, KeyValue
 from kvault.vault.model import KeyResult
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInput:
+    """A cryptographic operation's input: ``value`` (plaintext, ciphertext, digest to sign,
+    key to wrap, signature to verify), ``digest`` (verify), ``iv``/``aad``/``tag`` (AES)."""
+
+    value: bytes = field(default=b"", repr=False)
+    digest: bytes = b""
+    iv: bytes | None = None
+    aad: bytes | None = None
+    tag: bytes | None = None
+
+
 #: The ``key_ops`` entry each operation needs.
 NEEDS = {
     "Encrypt": "encrypt",
@@ -74,137 +88,36 @@ class KeyOperations(KeyBase):
                 f"Operation {op} is not permitted on this key.", "KeyOperationForbidden"
             )
 
-    async def encrypt(
+    async def operate(
         self,
         vault_name: str,
         name: str,
         version: str,
+        verb: str,
         alg: str,
-        value: bytes,
-        *,
-        iv: bytes | None = None,
-        aad: bytes | None = None,
-        caller: Caller = LOCAL,
-    ) -> KeyResult:
-        used, out = await self._use(
-            caller,
-            vault_name,
-            name,
-            version,
-            "Encrypt",
-            alg,
-            lambda v: self._material.encrypt(v, alg, value, iv, aad),
-        )
-        return replace(out, version=used)
-
-    async def decrypt(
-        self,
-        vault_name: str,
-        name: str,
-        version: str,
-        alg: str,
-        value: bytes,
-        *,
-        iv: bytes | None = None,
-        aad: bytes | None = None,
-        tag: bytes | None = None,
-        caller: Caller = LOCAL,
-    ) -> KeyResult:
-        used, out = await self._use(
-            caller,
-            vault_name,
-            name,
-            version,
-            "Decrypt",
-            alg,
-            lambda v: self._material.decrypt(v, alg, value, iv, aad, tag),
-        )
-        return KeyResult(used, out)
-
-    async def sign(
-        self,
-        vault_name: str,
-        name: str,
-        version: str,
-        alg: str,
-        digest: bytes,
+        data: KeyInput,
         *,
         caller: Caller = LOCAL,
     ) -> KeyResult:
-        used, out = await self._use(
-            caller,
-            vault_name,
-            name,
-            version,
-            "Sign",
-            alg,
-            lambda v: self._material.sign(v, alg, digest),
-        )
-        return KeyResult(used, out)
-
-    async def verify(
-        self,
-        vault_name: str,
-        name: str,
-        version: str,
-        alg: str,
-        digest: bytes,
-        signature: bytes,
-        *,
-        caller: Caller = LOCAL,
-    ) -> bool:
-        return (
-            await self._use(
-                caller,
-                vault_name,
-                name,
-                version,
-                "Verify",
-                alg,
-                lambda v: self._material.verify(v, alg, digest, signature),
-            )
-        )[1]
-
-    async def wrap(
-        self,
-        vault_name: str,
-        name: str,
-        version: str,
-        alg: str,
-        key: bytes,
-        *,
-        caller: Caller = LOCAL,
-    ) -> KeyResult:
-        used, out = await self._use(
-            caller,
-            vault_name,
-            name,
-            version,
-            "WrapKey",
-            alg,
-            lambda v: self._material.wrap(v, alg, key),
-        )
-        return KeyResult(used, out)
-
-    async def unwrap(
-        self,
-        vault_name: str,
-        name: str,
-        version: str,
-        alg: str,
-        wrapped: bytes,
-        *,
-        caller: Caller = LOCAL,
-    ) -> KeyResult:
-        used, out = await self._use(
-            caller,
-            vault_name,
-            name,
-            version,
-            "UnwrapKey",
-            alg,
-            lambda v: self._material.unwrap(v, alg, wrapped),
-        )
+        """Run ``verb`` (``Encrypt``, ``Decrypt``, ``Sign``, ``Verify``, ``WrapKey``,
+        ``UnwrapKey``) with version ``version`` (empty: the current one) of key ``name``.
+        The result names the version used; ``Verify`` answers in ``valid``."""
+        if verb not in NEEDS:
+            raise BadParameter(f"unknown key operation {verb!r}")
+        material = self._material
+        runs: dict[str, Callable[[KeyValue], Awaitable[KeyResult | bytes | bool]]] = {
+            "Encrypt": lambda v: material.encrypt(v, alg, data.value, data.iv, data.aad),
+            "Decrypt": lambda v: material.decrypt(v, alg, data.value, data.iv, data.aad, data.tag),
+            "Sign": lambda v: material.sign(v, alg, data.value),
+            "Verify": lambda v: material.verify(v, alg, data.digest, data.value),
+            "WrapKey": lambda v: material.wrap(v, alg, data.value),
+            "UnwrapKey": lambda v: material.unwrap(v, alg, data.value),
+        }
+        used, out = await self._use(caller, vault_name, name, version, verb, alg, runs[verb])
+        if isinstance(out, KeyResult):
+            return replace(out, version=used)
+        if isinstance(out, bool):
+            return KeyResult(used, b"", valid=out)
         return KeyResult(used, out)
 
     async def random_bytes(self, vault_name: str, count: Any, *, caller: Caller = LOCAL) -> bytes:
