@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvault.vault.model import (
-    CertificateProperties,
-    DeletedSecret,
-    KeyProperties,
-    Secret,
-    SecretProperties,
-)
+from kvault.vault.model import DeletedSecret, ItemProperties, Secret, SecretProperties
 
 
-def attributes(p: SecretProperties | KeyProperties | CertificateProperties) -> dict[str, Any]:
+def attributes(p: ItemProperties) -> dict[str, Any]:
     """The ``attributes`` object every item kind shares."""
     out: dict[str, Any] = {"enabled": p.enabled}
     if p.not_before is not None:

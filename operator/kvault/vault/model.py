@@ -20,6 +20,7 @@ __all__ = [
     "DeletedCertificate",
     "DeletedKey",
     "DeletedSecret",
+    "ItemProperties",
     "Key",
     "KeyProperties",
     "Page",
@@ -54,8 +55,8 @@ class VaultInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class SecretProperties:
-    """One version's metadata: everything about a secret but its value."""
+class ItemProperties:
+    """One version's metadata, as every item kind has it (the kinds add their own fields)."""
 
     vault: str
     name: str
@@ -65,12 +66,18 @@ class SecretProperties:
     updated: int
     not_before: int | None = None
     expires: int | None = None
-    content_type: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     recovery_level: str = "Recoverable+Purgeable"
     recoverable_days: int = 90
-    #: The secret of a certificate (its PFX or PEM): ``kid`` names the certificate's key.
+    #: Owned by a certificate (its key or secret): written only through it.
     managed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SecretProperties(ItemProperties):
+    """Everything about a secret version but its value."""
+
+    content_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,23 +94,11 @@ class DeletedSecret:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyProperties:
-    """One key version's metadata; ``kty`` as Azure spells it (``RSA``, ``EC-HSM``...)."""
+class KeyProperties(ItemProperties):
+    """A key version's metadata; ``kty`` as Azure spells it (``RSA``, ``EC-HSM``...)."""
 
-    vault: str
-    name: str
-    version: str
-    enabled: bool
-    created: int
-    updated: int
-    not_before: int | None = None
-    expires: int | None = None
     kty: str = "RSA"
     key_ops: tuple[str, ...] = ()
-    managed: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
-    recovery_level: str = "Recoverable+Purgeable"
-    recoverable_days: int = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,21 +133,10 @@ class KeyResult:
 
 
 @dataclass(frozen=True, slots=True)
-class CertificateProperties:
-    """One certificate version's metadata; ``x5t`` is the leaf's SHA-1 thumbprint (base64url)."""
+class CertificateProperties(ItemProperties):
+    """A certificate version's metadata; ``x5t`` is the leaf's SHA-1 thumbprint (base64url)."""
 
-    vault: str
-    name: str
-    version: str
-    enabled: bool
-    created: int
-    updated: int
-    not_before: int | None = None
-    expires: int | None = None
     x5t: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    recovery_level: str = "Recoverable+Purgeable"
-    recoverable_days: int = 90
 
 
 @dataclass(frozen=True, slots=True)

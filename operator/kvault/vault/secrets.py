@@ -34,21 +34,7 @@ class SecretMeta(ItemMeta):
         return (doc["contentType"],)
 
     def properties(self, vault: VaultInfo) -> SecretProperties:
-        return SecretProperties(
-            vault=vault.name,
-            name=self.name,
-            version=self.version,
-            enabled=self.enabled,
-            created=self.created,
-            updated=self.updated,
-            not_before=self.not_before,
-            expires=self.expires,
-            content_type=self.content_type,
-            tags=dict(self.tags),
-            recovery_level=vault.recovery_level,
-            recoverable_days=vault.retention_days,
-            managed=self.managed,
-        )
+        return SecretProperties(**self.common(vault), content_type=self.content_type)
 
 
 class _Value:

@@ -33,20 +33,7 @@ class CertMeta(ItemMeta):
         return (doc["x5t"],)
 
     def properties(self, vault: VaultInfo) -> CertificateProperties:
-        return CertificateProperties(
-            vault=vault.name,
-            name=self.name,
-            version=self.version,
-            enabled=self.enabled,
-            created=self.created,
-            updated=self.updated,
-            not_before=self.not_before,
-            expires=self.expires,
-            x5t=self.x5t,
-            tags=dict(self.tags),
-            recovery_level=vault.recovery_level,
-            recoverable_days=vault.retention_days,
-        )
+        return CertificateProperties(**self.common(vault), x5t=self.x5t)
 
 
 @dataclass(frozen=True, slots=True)

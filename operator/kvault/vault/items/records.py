@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from kvault.errors import IntegrityError
+from kvault.vault.model import VaultInfo
 from kvault.vault.records import dump, load
 
 V = TypeVar("V")
@@ -49,6 +50,24 @@ class ItemMeta:
         if self.managed:
             doc["managed"] = True
         return doc
+
+    def common(self, vault: VaultInfo) -> dict[str, Any]:
+        """The fields of :class:`~kvault.vault.model.ItemProperties` (a kind's view adds its
+        own)."""
+        return {
+            "vault": vault.name,
+            "name": self.name,
+            "version": self.version,
+            "enabled": self.enabled,
+            "created": self.created,
+            "updated": self.updated,
+            "not_before": self.not_before,
+            "expires": self.expires,
+            "tags": dict(self.tags),
+            "recovery_level": vault.recovery_level,
+            "recoverable_days": vault.retention_days,
+            "managed": self.managed,
+        }
 
     @classmethod
     def own_fields(cls, doc: dict[str, Any]) -> tuple[Any, ...]:

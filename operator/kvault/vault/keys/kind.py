@@ -42,22 +42,7 @@ class KeyMeta(ItemMeta):
         return self.kty.endswith("-HSM")
 
     def properties(self, vault: VaultInfo) -> KeyProperties:
-        return KeyProperties(
-            vault=vault.name,
-            name=self.name,
-            version=self.version,
-            enabled=self.enabled,
-            created=self.created,
-            updated=self.updated,
-            not_before=self.not_before,
-            expires=self.expires,
-            kty=self.kty,
-            key_ops=self.key_ops,
-            managed=self.managed,
-            tags=dict(self.tags),
-            recovery_level=vault.recovery_level,
-            recoverable_days=vault.retention_days,
-        )
+        return KeyProperties(**self.common(vault), kty=self.kty, key_ops=self.key_ops)
 
 
 @dataclass(frozen=True, slots=True)
