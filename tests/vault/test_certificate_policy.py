@@ -389,7 +389,7 @@ BAD: list[tuple[Any, str]] = [
     ),
     (
         _with("x509_props.subject", "XX=a"),
-        r"^policy\.x509_props\.subject is not a valid .*unknown attribute type 'XX'",
+        r"^policy\.x509_props\.subject is not a valid .*unknown attribute 'XX'",
     ),
     (_with("x509_props.subject", "CN=a, C=USA"), r"^policy\.x509_props\.subject is not a valid"),
     (
@@ -588,7 +588,6 @@ def test_parse_subject_orders_rdns_like_rfc4514() -> None:
         "CN=a,",
         'CN="open',
         'CN="a" x',
-        "CN=#04016",
         "CN=a\\",
         "CN=\\FF",
         "=a",
@@ -787,7 +786,7 @@ def test_import_reflects_an_rsa_certificate(rsa_key: rsa.RSAPrivateKey) -> None:
     assert policy.key == KeyProps(True, "RSA", 2048, False, None)
     assert policy.secret_content_type == "application/x-pkcs12"
     assert policy.x509 == X509Props(
-        subject="CN=web,O=Contoso\\, Inc.,C=US",
+        subject='CN=web, O="Contoso, Inc.", C=US',  # as Azure writes an imported subject
         sans=SubjectAlternativeNames(
             ("web.example",),
             ("ops@example.com",),

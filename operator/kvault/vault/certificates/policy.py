@@ -30,7 +30,6 @@ Short-lived certificates: ``validity_months`` is whole months, as in Azure (at l
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,8 +39,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import Certificate
-from cryptography.x509.oid import NameOID, ObjectIdentifier
+from cryptography.x509.oid import ObjectIdentifier
 
+from kvault.crypto import x509build as xb
 from kvault.crypto.jwk import CURVES
 from kvault.errors import BadParameter, IntegrityError
 from kvault.vault.model import DAY
@@ -92,7 +92,7 @@ DAYS_PER_MONTH_LIMIT = 27
 DEFAULT_LIFETIME_PERCENTAGE = 80
 MAX_CTY = 255
 #: The Microsoft UPN ``otherName`` of a subject alternative name.
-UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+UPN_OID = xb.UPN_OID
 
 #: ``key_ops`` of the backing key by key usage (learn.microsoft.com, *About certificates*).
 _USAGE_OPS: dict[str, tuple[str, ...]] = {
@@ -603,125 +603,17 @@ def _days_in_month(year: int, month: int) -> int:
 
 # --- subject ------------------------------------------------------------------------------------
 
-#: Attribute type keywords of X.500 names as Windows/.NET and RFC 4514 write them.
-_NAME_TYPES = {
-    "CN": NameOID.COMMON_NAME,
-    "C": NameOID.COUNTRY_NAME,
-    "L": NameOID.LOCALITY_NAME,
-    "S": NameOID.STATE_OR_PROVINCE_NAME,
-    "ST": NameOID.STATE_OR_PROVINCE_NAME,
-    "O": NameOID.ORGANIZATION_NAME,
-    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "STREET": NameOID.STREET_ADDRESS,
-    "DC": NameOID.DOMAIN_COMPONENT,
-    "E": NameOID.EMAIL_ADDRESS,
-    "EMAIL": NameOID.EMAIL_ADDRESS,
-    "EMAILADDRESS": NameOID.EMAIL_ADDRESS,
-    "SERIALNUMBER": NameOID.SERIAL_NUMBER,
-    "T": NameOID.TITLE,
-    "TITLE": NameOID.TITLE,
-    "G": NameOID.GIVEN_NAME,
-    "GIVENNAME": NameOID.GIVEN_NAME,
-    "SN": NameOID.SURNAME,
-    "I": NameOID.INITIALS,
-    "INITIALS": NameOID.INITIALS,
-    "UID": NameOID.USER_ID,
-    "POSTALCODE": NameOID.POSTAL_CODE,
-}
-_HEX = re.compile(r"[0-9A-Fa-f]{2}")
-
 
 def parse_subject(text: str, field: str = "policy.x509_props.subject") -> x509.Name:
-    """An X.500 name from the text Azure takes (``CN=a, O=b, C=US``; ``cn=MyCert``).
-
-    Accepted: attribute types by keyword in any case (CN, O, OU, C, L, S/ST, STREET, DC,
-    E/EMAIL, SERIALNUMBER, T, G, SN, I, UID, POSTALCODE) or dotted OID (``OID.`` prefix
-    optional); RDNs separated by ``,`` or ``;`` with optional spaces, ``+`` for multi-valued
-    RDNs; values quoted (``"a, b"``) or with RFC 4514 escapes (``\\,``, ``\\2C``). The first
-    RDN written is the most specific, so ``CN=a,O=b`` round-trips through
-    :meth:`x509.Name.rfc4514_string`. Hex-encoded BER values (``#04...``) are refused.
+    """An X.500 name from the text Azure takes (``CN=a, O=b, C=US``; ``cn=MyCert``): the
+    parser of :mod:`kvault.crypto.x509build`, so what validates here also issues.
     :class:`BadParameter` names ``field``."""
-
-    def fail(why: str) -> BadParameter:
-        return BadParameter(
-            f"{field} is not a valid X.500 distinguished name ({why}), got {_show(text)}"
-        )
-
-    rdns: list[list[x509.NameAttribute[str]]] = [[]]
-    i, n = 0, len(text)
-    while True:
-        eq = text.find("=", i)
-        if eq < 0:
-            raise fail("expected TYPE=value")
-        keyword = text[i:eq].strip()
-        oid = _name_type(keyword)
-        if oid is None:
-            raise fail(f"unknown attribute type {keyword!r}")
-        i = eq + 1
-        while i < n and text[i] == " ":
-            i += 1
-        value = bytearray()
-        keep = 0
-        if i < n and text[i] == "#":
-            raise fail("hex-encoded values are not supported")
-        quoted = i < n and text[i] == '"'
-        if quoted:
-            i += 1
-        while True:
-            if i >= n:
-                if quoted:
-                    raise fail("unterminated quoted value")
-                break
-            c = text[i]
-            if quoted and c == '"':
-                i += 1
-                while i < n and text[i] == " ":
-                    i += 1
-                break
-            if not quoted and c in ",;+":
-                break
-            if c == "\\":
-                pair = text[i + 1 : i + 3]
-                if _HEX.fullmatch(pair):
-                    value.append(int(pair, 16))
-                    i += 3
-                elif i + 1 < n:
-                    value += text[i + 1].encode()
-                    i += 2
-                else:
-                    raise fail("dangling escape")
-                keep = len(value)
-                continue
-            value += c.encode()
-            if c != " " or quoted:
-                keep = len(value)
-            i += 1
-        if i < n and text[i] not in ",;+":
-            raise fail("expected a separator after a quoted value")
-        try:
-            decoded = bytes(value[:keep]).decode("utf-8")
-        except UnicodeDecodeError:
-            raise fail("escaped bytes are not UTF-8") from None
-        if not decoded:
-            raise fail(f"empty value for {keyword}")
-        try:
-            rdns[-1].append(x509.NameAttribute(oid, decoded))
-        except ValueError as exc:
-            raise fail(str(exc)) from None
-        if i >= n:
-            break
-        if text[i] in ",;":
-            rdns.append([])
-        i += 1
-    return x509.Name([x509.RelativeDistinguishedName(rdn) for rdn in reversed(rdns)])
-
-
-def _name_type(keyword: str) -> ObjectIdentifier | None:
-    known = _NAME_TYPES.get(keyword.upper())
-    if known is not None:
-        return known
-    dotted = keyword[4:] if keyword.upper().startswith("OID.") else keyword
-    return _object_id(dotted)
+    try:
+        return xb.parse_subject(text)
+    except xb.CertError as exc:
+        raise BadParameter(
+            f"{field} is not a valid X.500 distinguished name ({exc}), got {_show(text)}"
+        ) from None
 
 
 def _object_id(dotted: str) -> ObjectIdentifier | None:
@@ -804,36 +696,26 @@ def _parse_content_type(doc: Any, path: str, default: str = PKCS12) -> str:
     return canonical
 
 
-def _is_dns(value: str) -> bool:
-    return len(value) <= 253 and value.isascii() and _DNS.fullmatch(value) is not None
+def _san_check(kind: str) -> Callable[[str], bool]:
+    """Whether one subject alternative name of ``kind`` (a :class:`xb.Names` field) is valid,
+    by the rules the certificate is issued with."""
 
+    def check(value: str) -> bool:
+        try:
+            xb.Names(**{kind: (value,)})
+        except xb.CertError:
+            return False
+        return True
 
-def _is_email(value: str) -> bool:
-    return len(value) <= 320 and value.isascii() and _MAILBOX.fullmatch(value) is not None
-
-
-def _is_upn(value: str) -> bool:
-    return len(value) <= 1024 and _MAILBOX.fullmatch(value) is not None
-
-
-def _is_uri(value: str) -> bool:
-    return len(value) <= 2048 and value.isascii() and _URI.fullmatch(value) is not None
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+    return check
 
 
 _SAN_CHECKS = {
-    "dns_names": _is_dns,
-    "emails": _is_email,
-    "upns": _is_upn,
-    "uris": _is_uri,
-    "ipAddresses": _is_ip,
+    "dns_names": _san_check("dns"),
+    "emails": _san_check("emails"),
+    "upns": _san_check("upns"),
+    "uris": _san_check("uris"),
+    "ipAddresses": _san_check("ips"),
 }
 
 
@@ -1055,7 +937,7 @@ def _key_of_certificate(cert: Certificate, given: KeyProps) -> KeyProps:
 def _x509_of_certificate(cert: Certificate) -> X509Props:
     try:
         extensions = cert.extensions
-        subject = cert.subject.rfc4514_string()
+        subject = xb.subject_text(cert.subject)
     except ValueError:
         raise BadParameter("value: the certificate's extensions or subject are malformed") from None
     sans = SubjectAlternativeNames()
@@ -1079,29 +961,13 @@ def _x509_of_certificate(cert: Certificate) -> X509Props:
         elif isinstance(value, x509.ExtendedKeyUsage):
             ekus = tuple(oid.dotted_string for oid in value)
         elif isinstance(value, x509.KeyUsage):
-            usages = _usages_of(value)
+            usages = xb.usage_names(value)
         elif isinstance(value, x509.BasicConstraints):
             ca = value.ca
     months = validity_months_between(
         int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())
     )
     return X509Props(subject, sans, ekus, usages, months, ca)
-
-
-def _usages_of(usage: x509.KeyUsage) -> tuple[str, ...]:
-    flags = {
-        "digitalSignature": usage.digital_signature,
-        "nonRepudiation": usage.content_commitment,
-        "keyEncipherment": usage.key_encipherment,
-        "dataEncipherment": usage.data_encipherment,
-        "keyAgreement": usage.key_agreement,
-        "keyCertSign": usage.key_cert_sign,
-        "cRLSign": usage.crl_sign,
-        # Only defined with keyAgreement (``cryptography`` raises otherwise).
-        "encipherOnly": usage.key_agreement and usage.encipher_only,
-        "decipherOnly": usage.key_agreement and usage.decipher_only,
-    }
-    return tuple(name for name in KEY_USAGES if flags[name])
 
 
 def _utf8_string(der: bytes) -> str | None:
