@@ -7,9 +7,15 @@ import asyncio
 import json
 import sys
 
-from bench import api, core, keys, operator
+from bench import api, certificates, core, keys, operator
 
-BENCHMARKS = {"api": api.run, "core": core.run, "keys": keys.run, "operator": operator.run}
+BENCHMARKS = {
+    "api": api.run,
+    "certificates": certificates.run,
+    "core": core.run,
+    "keys": keys.run,
+    "operator": operator.run,
+}
 
 
 def main() -> int:

@@ -41,6 +41,7 @@ from e2e.operator_harness import (
 )
 from e2e.operator_harness import provision_vault as _vault
 from e2e.wait import wait_for
+from kvault.cli.client import DataPlane
 from kvault.cli.errors import CliError
 
 VALUE1 = "s3cr3t-value-" + uuid.uuid4().hex[:8]
@@ -492,3 +493,174 @@ def test_key_public_part_reaches_pod_and_follows_rotation(
     vs = wait_condition(cluster, ns, "vaultsecrets", "signing", "True", "Synced")
     assert vs["status"]["syncedVersions"] == {"public.pem": v2}
     kube.wait_log_line(cluster.core, ns, "verifier", f"key={new_pem.splitlines()[1]}", timeout=90)
+
+
+def _certificate_policy(**x509: object) -> dict[str, object]:
+    return {
+        "key_props": {"kty": "EC", "crv": "P-256", "exportable": True},
+        "secret_props": {"contentType": "application/x-pem-file"},
+        "x509_props": {"subject": "CN=web.example", "validity_months": 12, **x509},
+    }
+
+
+def _private_pki(plane: DataPlane) -> tuple[bytes, dict[str, object]]:
+    """A CA certificate ``root`` in the vault, its ``kvault-ca`` issuer ``team-ca``, and the
+    leaf ``web`` it signs: (the CA's DER, the policy ``web`` is created with)."""
+    import base64
+
+    ca_policy = _certificate_policy(
+        subject="CN=kvic root",
+        basic_constraints={"ca": True},
+        key_usage=["keyCertSign", "cRLSign", "digitalSignature"],
+        validity_months=24,
+    )
+    plane.request("POST", "/certificates/root/create", {"policy": ca_policy})
+    issuer = {"provider": "kvault-ca", "credentials": {"account_id": "root"}}
+    plane.request("PUT", "/certificates/issuers/team-ca", issuer)
+    web_policy = {
+        **_certificate_policy(sans={"dns_names": ["web.example"]}),
+        "issuer": {"name": "team-ca"},
+    }
+    plane.request("POST", "/certificates/web/create", {"policy": web_policy})
+    root = plane.request("GET", "/certificates/root")
+    return base64.b64decode(root["cer"]), web_policy
+
+
+def _tls_handshake(crt: str, key: str, ca: str, host: str) -> str:
+    """A TLS handshake in memory with the projected files: a server with ``crt``/``key``, a
+    client that trusts only ``ca`` and checks ``host``; the protocol agreed."""
+    import ssl
+    import tempfile
+    from pathlib import Path
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "tls.crt").write_text(crt)
+        (Path(tmp) / "tls.key").write_text(key)
+        server_ctx.load_cert_chain(Path(tmp) / "tls.crt", Path(tmp) / "tls.key")
+    client_ctx = ssl.create_default_context(cadata=ca)
+    pipes = [ssl.MemoryBIO() for _ in range(4)]
+    server = server_ctx.wrap_bio(pipes[0], pipes[1], server_side=True)
+    client_end = client_ctx.wrap_bio(pipes[2], pipes[3], server_hostname=host)
+    done = {"server": False, "client": False}
+    for _ in range(20):
+        for name, end in (("client", client_end), ("server", server)):
+            if not done[name]:
+                try:
+                    end.do_handshake()
+                    done[name] = True
+                except ssl.SSLWantReadError:
+                    pass
+        pipes[0].write(pipes[3].read())
+        pipes[2].write(pipes[1].read())
+        if all(done.values()):
+            return str(client_end.version())
+    raise AssertionError("the TLS handshake did not finish")
+
+
+def test_certificate_reaches_pod_as_tls_secret_and_follows_a_new_version(
+    kube_cluster: Cluster, namespace: str, operator: Release
+) -> None:
+    """A VaultSecret projects a certificate signed by the vault's own CA into a
+    ``kubernetes.io/tls`` Secret (``tls.crt`` leaf then chain, ``tls.key``, ``ca.crt``) mounted
+    by a pod; a new version of the certificate replaces the mounted files.
+
+    The new version is made through the data plane (``POST /certificates/web/create`` again,
+    with the same policy), not by the renewal scheduler: its ``AutoRenew`` falls due months
+    after issuance, and only the unit tests (``tests/vault/test_certificate_renewal.py``)
+    drive the scheduler's clock; the in-cluster operator runs on real time. The projection
+    follows any new version alike (the change feed names the certificate).
+
+    The pair is checked by a TLS handshake (in the test process: a server with ``tls.crt`` and
+    ``tls.key``, a client trusting only ``ca.crt`` and checking the name). A pod serving HTTPS
+    is left out: busybox's ``httpd`` has no TLS and no image we build has ``openssl``."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    cluster, ns = kube_cluster, namespace
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "web"}})
+    cert_user = "Key Vault Certificate User"
+    _vault(cluster, ns, "main", [sa_role("web", cert_user), sa_role("admin", ADMIN)])
+    plane = data_plane(operator, admin_token(cluster, ns), "main", ns)
+    root_der, web_policy = _private_pki(plane)
+    first = plane.request("GET", "/certificates/web")
+    v1 = str(first["id"]).rsplit("/", 1)[-1]
+    create(
+        cluster,
+        ns,
+        "vaultsecrets",
+        "VaultSecret",
+        "web-tls",
+        {
+            "vaultRef": {"name": "main"},
+            "serviceAccountName": "web",
+            "data": [{"secretKey": "tls", "remoteRef": {"kind": "Certificate", "name": "web"}}],
+            "target": {"type": "kubernetes.io/tls"},
+        },
+    )
+    vs = wait_condition(cluster, ns, "vaultsecrets", "web-tls", "True", "Synced")
+    assert vs["status"]["syncedVersions"] == {"tls": v1}
+    (projected,) = vs["status"]["certificates"]
+    assert (projected["secretKey"], projected["name"], projected["version"]) == ("tls", "web", v1)
+    assert projected["serialNumber"] and projected["notAfter"] and projected["renewsAt"]
+    assert cluster.core.read_namespaced_secret("web-tls", ns).type == "kubernetes.io/tls"
+    data = secret_data(cluster, ns, "web-tls")
+    assert data is not None and sorted(data) == ["ca.crt", "tls.crt", "tls.key"]
+    chain = x509.load_pem_x509_certificates(data["tls.crt"].encode())
+    assert [c.public_bytes(Encoding.DER) for c in chain] == [
+        base64.b64decode(first["cer"]),
+        root_der,
+    ]
+    (ca,) = x509.load_pem_x509_certificates(data["ca.crt"].encode())
+    assert ca.public_bytes(Encoding.DER) == root_der
+    assert data["tls.key"].startswith("-----BEGIN PRIVATE KEY-----\n")
+    assert _tls_handshake(data["tls.crt"], data["tls.key"], data["ca.crt"], "web.example")
+
+    script = 'while true; do echo "crt=$(sed -n 2p /etc/tls/tls.crt)"; sleep 1; done'
+    pod = kube.busybox_pod(
+        "server",
+        script,
+        volumes=[{"name": "tls", "secret": {"secretName": "web-tls"}}],
+        mounts=[{"name": "tls", "mountPath": "/etc/tls", "readOnly": True}],
+    )
+    cluster.core.create_namespaced_pod(ns, pod)
+    kube.wait_pod_running(cluster.core, ns, "server")
+    kube.wait_log_line(cluster.core, ns, "server", f"crt={data['tls.crt'].splitlines()[1]}")
+
+    plane.request("POST", "/certificates/web/create", {"policy": web_policy})
+    second = plane.request("GET", "/certificates/web")
+    v2 = str(second["id"]).rsplit("/", 1)[-1]
+    assert v2 != v1
+    new: dict[str, str] = {}
+
+    def changed() -> bool:
+        new.update(secret_data(cluster, ns, "web-tls") or {})
+        return new.get("tls.crt") not in (None, data["tls.crt"])
+
+    wait_for(changed, timeout=30, what="the projected certificate to follow the new version")
+    leaf = x509.load_pem_x509_certificates(new["tls.crt"].encode())[0]
+    assert leaf.public_bytes(Encoding.DER) == base64.b64decode(second["cer"])
+    assert new["tls.key"] != data["tls.key"] and new["ca.crt"] == data["ca.crt"]
+    assert _tls_handshake(new["tls.crt"], new["tls.key"], new["ca.crt"], "web.example")
+    wait_for(
+        lambda: (
+            (get(cluster, ns, "vaultsecrets", "web-tls") or {})["status"]["syncedVersions"]
+            == {"tls": v2}
+        ),
+        10,
+        "status.syncedVersions to name the new version",
+    )
+    kube.wait_log_line(
+        cluster.core, ns, "server", f"crt={new['tls.crt'].splitlines()[1]}", timeout=90
+    )
+    # The private key is in the Secret only: not in the status, the Events or the output.
+    key_line = new["tls.key"].splitlines()[1]
+    places = {
+        "status": json.dumps(get(cluster, ns, "vaultsecrets", "web-tls")),
+        "events": json.dumps([e.to_dict() for e in events(cluster, ns)], default=str),
+        "operator output": operator.text(),
+    }
+    for where, text in places.items():
+        assert key_line not in text, f"the private key appears in {where}"

@@ -80,7 +80,7 @@ async def test_missing_items_vaults_and_unknown_kinds_keep_the_secret(kv: Kvault
         (
             _plan(
                 "app",
-                data=[{"secretKey": "c", "remoteRef": {"name": "c", "kind": "Certificate"}}],
+                data=[{"secretKey": "c", "remoteRef": {"name": "c", "kind": "Bogus"}}],
             ),
             "Error",
         ),
@@ -90,6 +90,7 @@ async def test_missing_items_vaults_and_unknown_kinds_keep_the_secret(kv: Kvault
             await read(kv, plan)
         assert refused.value.reason == reason and not refused.value.drop
     with pytest.raises(
-        Refused, match=r"remoteRef.kind Certificate is not supported yet \(only Key, Secret\)"
+        Refused,
+        match=r"remoteRef.kind Bogus is not supported yet \(only Certificate, Key, Secret\)",
     ):
         await read(kv, cases[2][0])

@@ -283,7 +283,7 @@ def test_san_only_policy_has_no_subject_member() -> None:
     ("key_props", "expected"),
     [
         ({"kty": "EC"}, KeyProps(True, "EC", None, False, "P-256")),
-        ({"kty": "EC-HSM", "crv": "P-521"}, KeyProps(True, "EC-HSM", None, False, "P-521")),
+        ({"kty": "EC-HSM", "crv": "P-521"}, KeyProps(False, "EC-HSM", None, False, "P-521")),
         ({"kty": "EC", "key_size": 384}, KeyProps(True, "EC", 384, False, "P-384")),
         (
             {"kty": "EC", "crv": "P-256K", "key_size": 256},
@@ -663,7 +663,11 @@ def test_merged_enabled_and_content_type() -> None:
     ("start", "key_patch", "expected"),
     [
         ({}, {"kty": "EC"}, KeyProps(True, "EC", None, False, "P-256")),
-        ({}, {"kty": "RSA-HSM"}, KeyProps(True, "RSA-HSM", 2048, False, None)),
+        (
+            {},
+            {"kty": "RSA-HSM", "exportable": False},
+            KeyProps(False, "RSA-HSM", 2048, False, None),
+        ),
         ({}, {"key_size": 4096}, KeyProps(True, "RSA", 4096, False, None)),
         (
             {"kty": "EC", "key_size": 256},

@@ -58,9 +58,11 @@ SCHEMAS: dict[str, Any] = {
             "sid": _URI,
             "cer": _STR,
             "policy": _ref("CertificatePolicy"),
+            "pending": _OBJ,
         },
     },
     "DeletedCertificateItem": {"allOf": [_ref("CertificateItem"), _DELETION]},
+    "DeletedCertificateBundle": {"allOf": [_ref("CertificateBundle"), _DELETION]},
     "CertificateListResult": _list("CertificateItem"),
     "DeletedCertificateListResult": _list("DeletedCertificateItem"),
     "BackupCertificateResult": {

@@ -42,22 +42,25 @@ def item(base: str, p: CertificateProperties, *, versioned: bool = True) -> dict
 def bundle(base: str, cert: Certificate) -> dict[str, Any]:
     """CertificateBundle: the leaf, its key and secret ids, and the policy (latest only)."""
     p = cert.properties
-    out = {
-        "id": cert_id(base, p),
-        "kid": f"{base}/keys/{p.name}/{p.version}",
-        "sid": f"{base}/secrets/{p.name}/{p.version}",
-        "cer": base64.b64encode(cert.cer).decode(),
-        **_common(p),
-    }
+    out: dict[str, Any] = {"id": cert_id(base, p)}
+    if cert.pending:
+        out["pending"] = {"id": f"{base}/certificates/{p.name}/pending"}
+    else:
+        out["kid"] = f"{base}/keys/{p.name}/{p.version}"
+        out["sid"] = f"{base}/secrets/{p.name}/{p.version}"
+        out["cer"] = base64.b64encode(cert.cer).decode()
+    out.update(_common(p))
     if cert.policy is not None:
         out["policy"] = cert.policy.to_response(policy_id(base, p.name))
     return out
 
 
 def deleted(base: str, d: DeletedCertificate) -> dict[str, Any]:
+    """DeletedCertificateBundle (with the certificate: delete, get-deleted) or -Item."""
     p = d.properties
+    body = item(base, p, versioned=False) if d.certificate is None else bundle(base, d.certificate)
     return {
-        **item(base, p, versioned=False),
+        **body,
         **deletion(base, "certificates", p.name, d.deleted_date, d.scheduled_purge_date),
     }
 

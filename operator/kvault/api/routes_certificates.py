@@ -93,7 +93,7 @@ async def update_certificate(request: web.Request) -> web.Response:
     call = await begin(request, "CertificateUpdate", name)
     doc = await bodies.json_object(request)
     attrs = bodies.attributes(doc)
-    props = await call.kv.certificates.update(
+    cert = await call.kv.certificates.update(
         call.vault,
         name,
         info.get("version", ""),
@@ -101,7 +101,7 @@ async def update_certificate(request: web.Request) -> web.Response:
         tags=bodies.tags(doc),
         caller=call.caller,
     )
-    return ok(cert_shapes.item(call.base, props))
+    return ok(cert_shapes.bundle(call.base, cert))
 
 
 async def list_certificates(request: web.Request) -> web.Response:
@@ -155,7 +155,7 @@ async def restore(request: web.Request) -> web.Response:
             "value is not a certificate backup that this kvault can restore (corrupted, or "
             "made under another root key)"
         ) from None
-    cert = await call.kv.certificates.get(call.vault, props.name, caller=call.caller)
+    cert = await call.kv.certificates.with_content(call.vault, props)
     return ok(cert_shapes.bundle(call.base, cert))
 
 
@@ -322,7 +322,7 @@ async def recover(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     call = await begin(request, "CertificateRecover", name)
     props = await call.kv.certificates.recover(call.vault, name, caller=call.caller)
-    cert = await call.kv.certificates.get(call.vault, props.name, caller=call.caller)
+    cert = await call.kv.certificates.with_content(call.vault, props)
     return ok(cert_shapes.bundle(call.base, cert))
 
 
@@ -343,7 +343,7 @@ _I = {
     }
 }
 _BUNDLE = {"200": ("CertificateBundle", "The certificate version.")}
-_ITEM = {"200": ("CertificateItem", "The certificate version's metadata.")}
+_DELETED = {"200": ("DeletedCertificateBundle", "The deleted certificate.")}
 _OP = {"200": ("CertificateOperation", "The certificate's create operation.")}
 _ISSUER = {"200": ("IssuerBundle", "The issuer.")}
 _CONTACTS = {"200": ("Contacts", "The vault's certificate contacts.")}
@@ -521,7 +521,7 @@ ROUTES = (
         "/certificates/{name}",
         delete_certificate,
         "DeleteCertificate",
-        {"200": ("DeletedCertificateItem", "The deleted certificate.")},
+        _DELETED,
         _P,
     ),
     Route("GET", "/certificates/{name}", get_certificate, allow_head=False),
@@ -540,7 +540,7 @@ ROUTES = (
         "/certificates/{name}/",
         update_certificate,
         "UpdateCertificateLatest",
-        _ITEM,
+        _BUNDLE,
         _P,
         body="CertificateUpdateParameters",
     ),
@@ -558,7 +558,7 @@ ROUTES = (
         "/certificates/{name}/{version}",
         update_certificate,
         "UpdateCertificate",
-        _ITEM,
+        _BUNDLE,
         _P,
         body="CertificateUpdateParameters",
     ),
@@ -576,7 +576,7 @@ ROUTES = (
         "/deletedcertificates/{name}",
         get_deleted,
         "GetDeletedCertificate",
-        {"200": ("DeletedCertificateItem", "The deleted certificate.")},
+        _DELETED,
         _P,
         allow_head=False,
     ),

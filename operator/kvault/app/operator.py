@@ -29,16 +29,19 @@ from kvault.controller.handlers import Controller
 from kvault.controller.lease import Lease
 from kvault.controller.metrics import metrics_app
 from kvault.controller.settings import Options, configure
+from kvault.controller.vault.cert_notices import CertificateNotices
 from kvault.controller.vault.notices import KeyNotices
 from kvault.controller.webhook.listener import WebhookSettings, publish_ca, serving
 from kvault.kube import KubeClient
+from kvault.vault.certificates.renewal import RenewalScheduler
 from kvault.vault.keys.scheduler import RotationScheduler
 
 __all__ = ["Options", "RunConfig", "WebhookSettings", "run", "run_operator"]
 
 log = logging.getLogger(__name__)
 Lead = Callable[[asyncio.Event], Coroutine[None, None, None]]
-#: How long a stepping-down leader lets a key rotation pass under way finish.
+#: How long a stepping-down leader lets a key rotation (or certificate renewal) pass under
+#: way finish.
 ROTATION_GRACE = 10.0
 
 
@@ -112,7 +115,8 @@ async def run(cfg: RunConfig) -> None:
 
 def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], None]) -> Lead:
     """What the Lease holder runs until ``lost``: the controller under kopf, and beside it the
-    key rotation scheduler (its notices are Events on the Vault objects)."""
+    key rotation and certificate renewal schedulers (their notices are Events on the Vault
+    objects, and metrics)."""
 
     async def lead(lost: asyncio.Event) -> None:
         kv = setup.config.kv
@@ -126,6 +130,10 @@ def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], Non
         halt = asyncio.Event()  # set when the Lease is lost or kopf ends, whichever is first
         linked = asyncio.create_task(_after(lost, halt.set))
         rotation = asyncio.create_task(RotationScheduler(kv, notify=notices).run(halt))
+        certs = CertificateNotices(controller.kube, controller.events, controller.vaults.bodies)
+        renewal = asyncio.create_task(
+            RenewalScheduler(kv, notify=certs, observe=certs.observe).run(halt)
+        )
         try:
             await kopf.operator(
                 registry=controller.registry(),
@@ -141,7 +149,10 @@ def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], Non
             waiter.cancel()
             halt.set()
             linked.cancel()
-            await _finish(rotation, ROTATION_GRACE)
+            await asyncio.gather(
+                _finish(rotation, ROTATION_GRACE), _finish(renewal, ROTATION_GRACE)
+            )
+            certs.observe([])  # a replica that no longer leads reports no certificate times
             await controller.stop()
             own_signals()
 

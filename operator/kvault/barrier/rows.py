@@ -65,8 +65,9 @@ def key_policy(vault_id: str, lname: str) -> str:
 
 def certificate_rows(vault_id: str, what: str) -> str:
     """A certificate name's companion rows, by ``what``: ``cp`` its policy, ``co`` its
-    pending operation; ``ci`` the vault's issuers, ``cc`` its contacts (one row)."""
-    assert what in ("cp", "co", "ci", "cc")
+    pending operation, ``cs`` the lifetime actions done for its current version; ``ci`` the
+    vault's issuers, ``cc`` its contacts (one row)."""
+    assert what in ("cp", "co", "cs", "ci", "cc")
     return f"{ITEMS}{vault_id}/{what}/"
 
 

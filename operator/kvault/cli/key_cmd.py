@@ -10,24 +10,37 @@ import argparse
 import base64
 import binascii
 import json
-import os
-import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from kvault.cli import endpoint
 from kvault.cli.client import DataPlane
+from kvault.cli.common import (
+    Handler,
+    UsageParser,
+    attributes_out,
+    b64url,
+    collect,
+    deletion_out,
+    iso,
+    item_path,
+    json_value,
+    name_of,
+    new_file,
+    parse_bool,
+    parse_tags,
+    parse_time,
+    read_bytes,
+    short,
+    std_b64,
+    unb64url,
+    verb,
+    version_of,
+)
 from kvault.cli.errors import EXIT_FAILED, EXIT_USAGE, CliError
-from kvault.cli.output import FORMATS, render
-from kvault.cli.secret_cmd import _bool, _iso, _path, _tags, _time
-
-Handler = Callable[[DataPlane, argparse.Namespace], Any]
 
 KTYS = ("RSA", "RSA-HSM", "EC", "EC-HSM", "oct", "oct-HSM")
 CURVES = ("P-256", "P-256K", "P-384", "P-521")
@@ -63,7 +76,6 @@ SIGNATURE_ALGORITHMS = (
     "HS512",
 )
 DATA_TYPES = ("base64", "plaintext")
-OUTPUTS = (*FORMATS, "none")
 
 _CURVE_NAMES = {  # cryptography's curve name -> JWK crv
     "secp256r1": "P-256",
@@ -80,13 +92,6 @@ _CURVES: dict[str, type[ec.EllipticCurve]] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad flags end in one ``ERROR:`` line (as az prints them) and the usage exit code."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"ERROR: {self.prog}: {message}\n")
-
-
 # -- argument types and encodings --------------------------------------------------------------
 
 
@@ -97,26 +102,8 @@ def _key_op(text: str) -> str:
     raise argparse.ArgumentTypeError(f"invalid key operation {text!r} (choose from {KEY_OPS})")
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _std(value: Any) -> Any:
-    """A base64url value of the service as az shows bytes: standard base64 (or as is)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return base64.b64encode(_unb64url(value)).decode()
-    except (binascii.Error, ValueError):
-        return value
-
-
 def _hex_out(value: Any) -> str | None:
-    return _unb64url(value).hex() if isinstance(value, str) else None
+    return unb64url(value).hex() if isinstance(value, str) else None
 
 
 def _from_base64(text: str, flag: str) -> bytes:
@@ -125,7 +112,7 @@ def _from_base64(text: str, flag: str) -> bytes:
     try:
         return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise CliError(f"{flag} must be base64, got {_short(text)}", EXIT_USAGE) from None
+        raise CliError(f"{flag} must be base64, got {short(text)}", EXIT_USAGE) from None
 
 
 def _from_hex(text: str | None, flag: str) -> bytes | None:
@@ -134,25 +121,7 @@ def _from_hex(text: str | None, flag: str) -> bytes | None:
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise CliError(f"{flag} must be hex, got {_short(text)}", EXIT_USAGE) from None
-
-
-def _short(text: str) -> str:
-    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
-
-
-def _read(path: str, flag: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise CliError(f"{flag}: cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
-
-
-def _new_file(path: str) -> Path:
-    target = Path(path)
-    if target.exists():
-        raise CliError(f"{target} exists; choose another --file", EXIT_USAGE)
-    return target
+        raise CliError(f"{flag} must be hex, got {short(text)}", EXIT_USAGE) from None
 
 
 # -- shapes as az prints them -----------------------------------------------------------------
@@ -161,22 +130,11 @@ _JWK_TEXT = ("crv", "kid", "kty")
 _JWK_BYTES = ("d", "dp", "dq", "e", "k", "n", "p", "q", "qi", "t", "x", "y")
 
 
-def _name(kid: str) -> str:
-    parts = urlsplit(kid).path.strip("/").split("/")
-    return parts[1] if len(parts) > 1 else ""
-
-
 def _attributes_out(attributes: dict[str, Any]) -> dict[str, Any]:
     return {
-        "created": _iso(attributes.get("created")),
-        "enabled": attributes.get("enabled"),
-        "expires": _iso(attributes.get("exp")),
+        **attributes_out(attributes),
         "exportable": attributes.get("exportable"),
         "hsmPlatform": attributes.get("hsmPlatform"),
-        "notBefore": _iso(attributes.get("nbf")),
-        "recoverableDays": attributes.get("recoverableDays"),
-        "recoveryLevel": attributes.get("recoveryLevel"),
-        "updated": _iso(attributes.get("updated")),
     }
 
 
@@ -186,17 +144,9 @@ def _release_policy(bundle: dict[str, Any]) -> dict[str, Any] | None:
         return None
     return {
         "contentType": policy.get("contentType"),
-        "encodedPolicy": _std(policy.get("data")),
+        "encodedPolicy": std_b64(policy.get("data")),
         "immutable": policy.get("immutable"),
     }
-
-
-def _deletion(bundle: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
-    if "recoveryId" in bundle:
-        out["deletedDate"] = _iso(bundle.get("deletedDate"))
-        out["recoveryId"] = bundle["recoveryId"]
-        out["scheduledPurgeDate"] = _iso(bundle.get("scheduledPurgeDate"))
-    return out
 
 
 def _key_out(bundle: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +156,7 @@ def _key_out(bundle: dict[str, Any]) -> dict[str, Any]:
         return _item_out(bundle)
     jwk: dict[str, Any] = bundle["key"]
     key: dict[str, Any] = {f: jwk.get(f) for f in _JWK_TEXT}
-    key.update((f, _std(jwk.get(f))) for f in _JWK_BYTES)
+    key.update((f, std_b64(jwk.get(f))) for f in _JWK_BYTES)
     key["keyOps"] = jwk.get("key_ops")
     out = {
         "attributes": _attributes_out(bundle.get("attributes") or {}),
@@ -215,7 +165,7 @@ def _key_out(bundle: dict[str, Any]) -> dict[str, Any]:
         "releasePolicy": _release_policy(bundle),
         "tags": bundle.get("tags") or {},
     }
-    return _deletion(bundle, out)
+    return deletion_out(bundle, out)
 
 
 def _item_out(item: dict[str, Any]) -> dict[str, Any]:
@@ -225,11 +175,11 @@ def _item_out(item: dict[str, Any]) -> dict[str, Any]:
         "attributes": _attributes_out(item.get("attributes") or {}),
         "kid": kid or None,
         "managed": item.get("managed"),
-        "name": _name(kid or item.get("recoveryId") or ""),
+        "name": name_of(kid or item.get("recoveryId") or ""),
         "releasePolicy": _release_policy(item),
         "tags": item.get("tags") or {},
     }
-    return _deletion(item, out)
+    return deletion_out(item, out)
 
 
 def _policy_out(doc: dict[str, Any]) -> dict[str, Any]:
@@ -247,11 +197,11 @@ def _policy_out(doc: dict[str, Any]) -> dict[str, Any]:
             }
         )
     return {
-        "createdOn": _iso(attributes.get("created")),
+        "createdOn": iso(attributes.get("created")),
         "expiresIn": attributes.get("expiryTime"),
         "id": doc.get("id"),
         "lifetimeActions": actions,
-        "updatedOn": _iso(attributes.get("updated")),
+        "updatedOn": iso(attributes.get("updated")),
     }
 
 
@@ -274,28 +224,10 @@ def _common_body(args: argparse.Namespace, body: dict[str, Any]) -> dict[str, An
     attributes = _attributes(args, None if args.disabled is None else not args.disabled)
     if attributes:
         body["attributes"] = attributes
-    tags = _tags(args.tags)
+    tags = parse_tags(args.tags)
     if tags is not None:
         body["tags"] = tags
     return body
-
-
-def _version(args: argparse.Namespace) -> str:
-    return str(getattr(args, "version", "") or "")
-
-
-def _collect(
-    dp: DataPlane, path: str, args: argparse.Namespace, shape: Callable[[Any], Any]
-) -> list[Any]:
-    """A listing; like az, ``--maxresults N`` returns at most N items."""
-    limit = getattr(args, "maxresults", None)
-    if limit is not None and limit < 1:
-        raise CliError(f"--maxresults must be at least 1, got {limit}", EXIT_USAGE)
-    query = {"maxresults": str(min(limit, 25))} if limit else None
-    items = dp.pages(path, query)
-    if not getattr(args, "include_managed", True):
-        items = [i for i in items if not i.get("managed")]
-    return [shape(i) for i in items[:limit] if isinstance(i, dict)]
 
 
 # -- import: private key -> JWK ----------------------------------------------------------------
@@ -303,7 +235,7 @@ def _collect(
 
 def _int(value: int, length: int | None = None) -> str:
     size = length or max(1, (value.bit_length() + 7) // 8)
-    return _b64url(value.to_bytes(size, "big"))
+    return b64url(value.to_bytes(size, "big"))
 
 
 def _jwk_from_pem(data: bytes, password: str | None) -> dict[str, Any]:
@@ -352,7 +284,7 @@ def _jwk_from_pem(data: bytes, password: str | None) -> dict[str, Any]:
 
 def _jwk_from_file(path: str) -> dict[str, Any]:
     try:
-        doc = json.loads(_read(path, "--jwk-file"))
+        doc = json.loads(read_bytes(path, "--jwk-file"))
     except ValueError:
         raise CliError(f"--jwk-file: {path} is not JSON", EXIT_USAGE) from None
     if isinstance(doc, dict) and "kty" not in doc and isinstance(doc.get("key"), dict):
@@ -384,7 +316,7 @@ def _create(dp: DataPlane, args: argparse.Namespace) -> Any:
     if args.ops is not None:
         body["key_ops"] = args.ops
     return _key_out(
-        dp.request("POST", _path("keys", args.name, "create"), _common_body(args, body))
+        dp.request("POST", item_path("keys", args.name, "create"), _common_body(args, body))
     )
 
 
@@ -397,24 +329,24 @@ def _import(dp: DataPlane, args: argparse.Namespace) -> Any:
     if args.jwk_file is not None:
         jwk = _jwk_from_file(args.jwk_file)
     else:
-        pem = _read(args.pem_file, "--pem-file") if args.pem_file else args.pem_string.encode()
+        pem = read_bytes(args.pem_file, "--pem-file") if args.pem_file else args.pem_string.encode()
         jwk = _jwk_from_pem(pem, args.pem_password)
     if args.ops is not None:
         jwk["key_ops"] = args.ops
     body = {"key": jwk, "Hsm": args.protection == "hsm"}
-    return _key_out(dp.request("PUT", _path("keys", args.name), _common_body(args, body)))
+    return _key_out(dp.request("PUT", item_path("keys", args.name), _common_body(args, body)))
 
 
 def _show(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _key_out(dp.request("GET", _path("keys", args.name, _version(args))))
+    return _key_out(dp.request("GET", item_path("keys", args.name, version_of(args))))
 
 
 def _list(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _collect(dp, "/keys", args, _item_out)
+    return collect(dp, "/keys", args, _item_out)
 
 
 def _list_versions(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _collect(dp, _path("keys", args.name, "versions"), args, _item_out)
+    return collect(dp, item_path("keys", args.name, "versions"), args, _item_out)
 
 
 def _set_attributes(dp: DataPlane, args: argparse.Namespace) -> Any:
@@ -425,58 +357,58 @@ def _set_attributes(dp: DataPlane, args: argparse.Namespace) -> Any:
     if args.ops is not None:
         body["key_ops"] = args.ops
     if args.tags is not None:
-        body["tags"] = _tags(args.tags)
-    return _key_out(dp.request("PATCH", _path("keys", args.name, _version(args)), body))
+        body["tags"] = parse_tags(args.tags)
+    return _key_out(dp.request("PATCH", item_path("keys", args.name, version_of(args)), body))
 
 
 def _delete(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _key_out(dp.request("DELETE", _path("keys", args.name)))
+    return _key_out(dp.request("DELETE", item_path("keys", args.name)))
 
 
 def _list_deleted(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _collect(dp, "/deletedkeys", args, _item_out)
+    return collect(dp, "/deletedkeys", args, _item_out)
 
 
 def _show_deleted(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _key_out(dp.request("GET", _path("deletedkeys", args.name)))
+    return _key_out(dp.request("GET", item_path("deletedkeys", args.name)))
 
 
 def _recover(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _key_out(dp.request("POST", _path("deletedkeys", args.name, "recover")))
+    return _key_out(dp.request("POST", item_path("deletedkeys", args.name, "recover")))
 
 
 def _purge(dp: DataPlane, args: argparse.Namespace) -> Any:
-    dp.request("DELETE", _path("deletedkeys", args.name))
+    dp.request("DELETE", item_path("deletedkeys", args.name))
     return None
 
 
 def _backup(dp: DataPlane, args: argparse.Namespace) -> Any:
-    target = _new_file(args.file)
-    doc = dp.request("POST", _path("keys", args.name, "backup"))
-    target.write_bytes(_unb64url(doc["value"]))
+    target = new_file(args.file)
+    doc = dp.request("POST", item_path("keys", args.name, "backup"))
+    target.write_bytes(unb64url(doc["value"]))
     return None
 
 
 def _restore(dp: DataPlane, args: argparse.Namespace) -> Any:
-    blob = _read(args.file, "--file")
-    return _key_out(dp.request("POST", "/keys/restore", {"value": _b64url(blob)}))
+    blob = read_bytes(args.file, "--file")
+    return _key_out(dp.request("POST", "/keys/restore", {"value": b64url(blob)}))
 
 
 def _rotate(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _key_out(dp.request("POST", _path("keys", args.name, "rotate")))
+    return _key_out(dp.request("POST", item_path("keys", args.name, "rotate")))
 
 
 def _public_key(jwk: dict[str, Any]) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
     kty = str(jwk.get("kty") or "")
     try:
         if kty.removesuffix("-HSM") == "RSA":
-            n = int.from_bytes(_unb64url(jwk["n"]), "big")
-            e = int.from_bytes(_unb64url(jwk["e"]), "big")
+            n = int.from_bytes(unb64url(jwk["n"]), "big")
+            e = int.from_bytes(unb64url(jwk["e"]), "big")
             return rsa.RSAPublicNumbers(e, n).public_key()
         if kty.removesuffix("-HSM") == "EC":
             curve = _CURVES[jwk["crv"]]
-            x = int.from_bytes(_unb64url(jwk["x"]), "big")
-            y = int.from_bytes(_unb64url(jwk["y"]), "big")
+            x = int.from_bytes(unb64url(jwk["x"]), "big")
+            y = int.from_bytes(unb64url(jwk["y"]), "big")
             return ec.EllipticCurvePublicNumbers(x, y, curve()).public_key()
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise CliError(
@@ -489,8 +421,8 @@ def _public_key(jwk: dict[str, Any]) -> rsa.RSAPublicKey | ec.EllipticCurvePubli
 
 
 def _download(dp: DataPlane, args: argparse.Namespace) -> Any:
-    target = _new_file(args.file)
-    bundle = dp.request("GET", _path("keys", args.name, _version(args)))
+    target = new_file(args.file)
+    bundle = dp.request("GET", item_path("keys", args.name, version_of(args)))
     public = _public_key(bundle.get("key") or {})
     encoding = serialization.Encoding.DER if args.encoding == "DER" else serialization.Encoding.PEM
     target.write_bytes(
@@ -500,7 +432,7 @@ def _download(dp: DataPlane, args: argparse.Namespace) -> Any:
 
 
 def _op_path(args: argparse.Namespace, op: str) -> str:
-    return _path("keys", args.name, _version(args), op)
+    return item_path("keys", args.name, version_of(args), op)
 
 
 def _encrypt(dp: DataPlane, args: argparse.Namespace) -> Any:
@@ -508,18 +440,18 @@ def _encrypt(dp: DataPlane, args: argparse.Namespace) -> Any:
         value = args.value.encode()
     else:
         value = _from_base64(args.value, "--value")
-    body: dict[str, Any] = {"alg": args.algorithm, "value": _b64url(value)}
+    body: dict[str, Any] = {"alg": args.algorithm, "value": b64url(value)}
     for field, raw in (("iv", args.iv), ("aad", args.aad)):
         data = _from_hex(raw, f"--{field}")
         if data is not None:
-            body[field] = _b64url(data)
+            body[field] = b64url(data)
     doc = dp.request("POST", _op_path(args, "encrypt"), body)
     return {
         "aad": _hex_out(doc.get("aad") or body.get("aad")),
         "algorithm": args.algorithm,
         "iv": _hex_out(doc.get("iv") or body.get("iv")),
         "kid": doc.get("kid"),
-        "result": _std(doc.get("value")),
+        "result": std_b64(doc.get("value")),
         "tag": _hex_out(doc.get("tag")),
     }
 
@@ -527,14 +459,14 @@ def _encrypt(dp: DataPlane, args: argparse.Namespace) -> Any:
 def _decrypt(dp: DataPlane, args: argparse.Namespace) -> Any:
     body: dict[str, Any] = {
         "alg": args.algorithm,
-        "value": _b64url(_from_base64(args.value, "--value")),
+        "value": b64url(_from_base64(args.value, "--value")),
     }
     for field, raw in (("iv", args.iv), ("aad", args.aad), ("tag", args.tag)):
         data = _from_hex(raw, f"--{field}")
         if data is not None:
-            body[field] = _b64url(data)
+            body[field] = b64url(data)
     doc = dp.request("POST", _op_path(args, "decrypt"), body)
-    plaintext = _unb64url(doc.get("value") or "")
+    plaintext = unb64url(doc.get("value") or "")
     if args.data_type == "plaintext":
         try:
             result = plaintext.decode()
@@ -550,12 +482,12 @@ def _decrypt(dp: DataPlane, args: argparse.Namespace) -> Any:
 def _sign(dp: DataPlane, args: argparse.Namespace) -> Any:
     digest = _from_base64(args.digest, "--digest")
     doc = dp.request(
-        "POST", _op_path(args, "sign"), {"alg": args.algorithm, "value": _b64url(digest)}
+        "POST", _op_path(args, "sign"), {"alg": args.algorithm, "value": b64url(digest)}
     )
     return {
         "algorithm": args.algorithm,
         "keyId": doc.get("kid"),
-        "signature": _std(doc.get("value")),
+        "signature": std_b64(doc.get("value")),
     }
 
 
@@ -565,30 +497,18 @@ def _verify(dp: DataPlane, args: argparse.Namespace) -> Any:
     # As az's CryptographyClient does: read the key first, its kid names the version to use;
     # if the service refuses that read (403: a disabled key), ask it to verify all the same.
     try:
-        bundle = dp.request("GET", _path("keys", args.name, _version(args)))
+        bundle = dp.request("GET", item_path("keys", args.name, version_of(args)))
     except CliError as exc:
         if exc.exit_code != EXIT_FAILED:
             raise
         bundle = {}
     kid = str((bundle.get("key") or {}).get("kid") or "")
     version = urlsplit(kid).path.strip("/").split("/")[-1] if kid.count("/") >= 5 else ""
-    body = {"alg": args.algorithm, "digest": _b64url(digest), "value": _b64url(signature)}
-    doc = dp.request("POST", _path("keys", args.name, version or _version(args), "verify"), body)
+    body = {"alg": args.algorithm, "digest": b64url(digest), "value": b64url(signature)}
+    doc = dp.request(
+        "POST", item_path("keys", args.name, version or version_of(args), "verify"), body
+    )
     return {"algorithm": args.algorithm, "isValid": doc.get("value") is True, "keyId": kid or None}
-
-
-def _policy_value(text: str) -> Any:
-    """``--value``: JSON, ``@file`` or a file path (az reads an existing path as a file)."""
-    if text.startswith("@"):
-        text = _read(text[1:], "--value").decode()
-    elif os.path.isfile(text):
-        text = _read(text, "--value").decode()
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise CliError(
-            "--value must be a JSON rotation policy, @FILE or a file", EXIT_USAGE
-        ) from None
 
 
 def _pick(doc: dict[str, Any], camel: str, snake: str) -> Any:
@@ -631,60 +551,12 @@ def _policy_body(doc: Any) -> dict[str, Any]:
 
 
 def _policy_show(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _policy_out(dp.request("GET", _path("keys", args.name, "rotationpolicy")))
+    return _policy_out(dp.request("GET", item_path("keys", args.name, "rotationpolicy")))
 
 
 def _policy_update(dp: DataPlane, args: argparse.Namespace) -> Any:
-    body = _policy_body(_policy_value(args.value))
-    return _policy_out(dp.request("PUT", _path("keys", args.name, "rotationpolicy"), body))
-
-
-# -- --id: a key id or recovery id names the vault, the key and the version -------------------
-
-
-def _vault_of_host(host: str) -> tuple[str, str | None] | None:
-    """``V.localhost`` -> (V, None); ``V.N.localhost`` and ``V.N.svc[.cluster.local]`` ->
-    (V, N): the inverse of the Host header :func:`kvault.cli.endpoint.resolve` builds."""
-    for suffix in (".svc.cluster.local", ".svc", ".localhost"):
-        if host.endswith(suffix) and len(host) > len(suffix):
-            labels = host[: -len(suffix)].split(".")
-            if len(labels) == 1 and labels[0]:
-                return labels[0], None
-            if len(labels) == 2 and all(labels):
-                return labels[0], labels[1]
-    return None
-
-
-def _apply_id(args: argparse.Namespace) -> None:
-    if args.name or args.vault_name or _version(args) or args.namespace:
-        raise CliError(
-            "--id cannot be combined with --vault-name, --namespace, --name or --version",
-            EXIT_USAGE,
-        )
-    hint = "a key id such as https://dev.localhost:8443/keys/NAME[/VERSION]"
-    parts = urlsplit(args.id)
-    segments = parts.path.strip("/").split("/")
-    if (
-        parts.scheme != "https"
-        or not parts.hostname
-        or not 2 <= len(segments) <= 3
-        or segments[0] not in ("keys", "deletedkeys")
-        or not segments[1]
-    ):
-        raise CliError(f"--id must be {hint}, got {_short(args.id)}", EXIT_USAGE)
-    vault = _vault_of_host(parts.hostname.lower())
-    if vault is None:
-        raise CliError(
-            f"--id: cannot tell the vault from host {parts.hostname!r}; "
-            "use --vault-name and --name instead",
-            EXIT_USAGE,
-        )
-    args.vault_name, args.namespace = vault
-    args.name = segments[1]
-    if len(segments) == 3 and hasattr(args, "version"):
-        args.version = segments[2]
-    if not args.endpoint and not os.environ.get("KVAULT_ENDPOINT"):
-        args.endpoint = f"https://{parts.netloc}"
+    body = _policy_body(json_value(args.value, "--value", "a rotation policy"))
+    return _policy_out(dp.request("PUT", item_path("keys", args.name, "rotationpolicy"), body))
 
 
 # -- wiring -------------------------------------------------------------------------------------
@@ -699,33 +571,30 @@ def _verb(
     item: bool = True,
     version: bool = False,
 ) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = verbs.add_parser(name, help=help_text)
-    endpoint.add_flags(p)
-    for action in p._actions:  # --id may name the vault instead
-        if action.dest == "vault_name":
-            action.required = False
-    if item:
-        p.add_argument("--name", "-n", help="the key's name")
-        p.add_argument(
-            "--id",
-            help="the key's id (https://VAULT-HOST/keys/NAME[/VERSION]) instead of "
-            "--vault-name, --name and --version",
-        )
-    if version:
-        p.add_argument("--version", "-v", default="", help="a version (default: the latest)")
-    p.add_argument("--output", "-o", choices=OUTPUTS, default="json")
-    p.add_argument("--query", help="JMESPath query applied to the output")
-    p.set_defaults(handler=_run, verb_handler=handler, item=item)
-    return p
+    """A key verb; ``--id`` is a key id or a deleted key's recovery id."""
+    return verb(
+        verbs,
+        name,
+        handler,
+        help_text,
+        noun="key",
+        collections=("keys", "deletedkeys"),
+        item=item,
+        version=version,
+    )
 
 
 def _state_flags(p: argparse.ArgumentParser, *, enabled: bool = False) -> None:
     if enabled:
-        p.add_argument("--enabled", type=_bool, help="true or false")
+        p.add_argument("--enabled", type=parse_bool, help="true or false")
     else:
-        p.add_argument("--disabled", type=_bool, help="create the version disabled (true/false)")
-    p.add_argument("--expires", type=_time, help="expiry, ISO 8601 (e.g. 2030-01-01T00:00:00Z)")
-    p.add_argument("--not-before", type=_time, help="not valid before, ISO 8601")
+        p.add_argument(
+            "--disabled", type=parse_bool, help="create the version disabled (true/false)"
+        )
+    p.add_argument(
+        "--expires", type=parse_time, help="expiry, ISO 8601 (e.g. 2030-01-01T00:00:00Z)"
+    )
+    p.add_argument("--not-before", type=parse_time, help="not valid before, ISO 8601")
     p.add_argument(
         "--ops",
         nargs="+",
@@ -747,7 +616,7 @@ def _protection(p: argparse.ArgumentParser) -> None:
 
 def register(groups: Any) -> None:
     key = groups.add_parser("key", help="manage keys (the verbs of az keyvault key)")
-    verbs = key.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
+    verbs = key.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=UsageParser)
 
     p = _verb(verbs, "create", _create, "create a key or add a new version")
     p.add_argument("--kty", choices=KTYS, help="key type (default RSA, or EC with --curve)")
@@ -816,32 +685,8 @@ def register(groups: Any) -> None:
 
     policy = verbs.add_parser("rotation-policy", help="a key's rotation policy")
     policy_verbs = policy.add_subparsers(
-        dest="policy_verb", required=True, metavar="VERB", parser_class=_Parser
+        dest="policy_verb", required=True, metavar="VERB", parser_class=UsageParser
     )
     _verb(policy_verbs, "show", _policy_show, "show a key's rotation policy")
     p = _verb(policy_verbs, "update", _policy_update, "replace a key's rotation policy")
     p.add_argument("--value", required=True, help="the policy: JSON, @FILE or a file path")
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.item and args.id:
-        _apply_id(args)
-    if not args.vault_name:
-        raise CliError(
-            "the following arguments are required: --vault-name"
-            + (" (or --id)" if args.item else ""),
-            EXIT_USAGE,
-        )
-    if args.item and not args.name:
-        raise CliError("the following arguments are required: --name/-n (or --id)", EXIT_USAGE)
-    dp = DataPlane(endpoint.resolve(args))
-    try:
-        result = args.verb_handler(dp, args)
-    finally:
-        dp.close()
-    if args.output == "none":
-        return 0
-    text = render(result, args.output, args.query)
-    if text:
-        sys.stdout.write(text + "\n")
-    return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kvault.cli import audit_cmd, key_cmd, operator_cmd, secret_cmd, server_cmd
+from kvault.cli import audit_cmd, certificate_cmd, key_cmd, operator_cmd, secret_cmd, server_cmd
 from kvault.cli.errors import CliError
 
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     audit_cmd.register(groups)
+    certificate_cmd.register(groups)
     key_cmd.register(groups)
     operator_cmd.register(groups)
     secret_cmd.register(groups)

@@ -6,13 +6,20 @@ import argparse
 import base64
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from kvault.cli import endpoint
 from kvault.cli.client import DataPlane
+from kvault.cli.common import (
+    attributes_out,
+    deletion_out,
+    item_path,
+    name_of,
+    parse_bool,
+    parse_tags,
+    parse_time,
+)
 from kvault.cli.errors import EXIT_USAGE, CliError
 from kvault.cli.output import FORMATS, render
 
@@ -20,84 +27,24 @@ Handler = Callable[[DataPlane, argparse.Namespace], Any]
 ENCODINGS = ("utf-8", "ascii", "base64", "hex")
 
 
-# -- argument types ---------------------------------------------------------------------------
-
-
-def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "yes", "1"):
-        return True
-    if lowered in ("false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _time(text: str) -> int:
-    """ISO 8601 (as az takes it), e.g. 2030-01-01T00:00:00Z, to Unix seconds."""
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO 8601 time such as 2030-01-01T00:00:00Z, got {text!r}"
-        ) from None
-    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
-
-
-def _tags(pairs: list[str] | None) -> dict[str, str] | None:
-    if pairs is None:
-        return None
-    tags = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not key:
-            raise CliError(f"invalid tag {pair!r}: use KEY=VALUE", EXIT_USAGE)
-        tags[key] = value if sep else ""
-    return tags
-
-
 # -- shapes as az prints them -----------------------------------------------------------------
-
-
-def _iso(ts: int | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def _name(item_id: str) -> str:
-    parts = urlsplit(item_id).path.strip("/").split("/")
-    return parts[1] if len(parts) > 1 else ""
 
 
 def _shape(bundle: dict[str, Any]) -> dict[str, Any]:
     attributes = bundle.get("attributes") or {}
     item_id = bundle.get("id") or bundle.get("recoveryId") or ""
     out: dict[str, Any] = {
-        "attributes": {
-            "created": _iso(attributes.get("created")),
-            "enabled": attributes.get("enabled"),
-            "expires": _iso(attributes.get("exp")),
-            "notBefore": _iso(attributes.get("nbf")),
-            "recoverableDays": attributes.get("recoverableDays"),
-            "recoveryLevel": attributes.get("recoveryLevel"),
-            "updated": _iso(attributes.get("updated")),
-        },
+        "attributes": attributes_out(attributes),
         "contentType": bundle.get("contentType"),
         "id": bundle.get("id"),
         "managed": bundle.get("managed"),
-        "name": _name(item_id),
+        "name": name_of(item_id),
         "tags": bundle.get("tags") or {},
     }
     if "value" in bundle:
         out["kid"] = bundle.get("kid")
         out["value"] = bundle["value"]
-    if "recoveryId" in bundle:
-        out["recoveryId"] = bundle["recoveryId"]
-        out["deletedDate"] = _iso(bundle.get("deletedDate"))
-        out["scheduledPurgeDate"] = _iso(bundle.get("scheduledPurgeDate"))
-    return out
-
-
-def _path(*parts: str) -> str:
-    return "/" + "/".join(quote(p, safe="") for p in parts)
+    return deletion_out(bundle, out)
 
 
 def _attributes(args: argparse.Namespace, enabled: bool | None) -> dict[str, Any]:
@@ -138,7 +85,7 @@ def _read_value(args: argparse.Namespace) -> tuple[str, str | None]:
 
 def _set(dp: DataPlane, args: argparse.Namespace) -> Any:
     value, encoding = _read_value(args)
-    tags = _tags(args.tags) or {}
+    tags = parse_tags(args.tags) or {}
     if encoding:
         tags.setdefault("file-encoding", encoding)
     body: dict[str, Any] = {"value": value, "tags": tags}
@@ -147,11 +94,11 @@ def _set(dp: DataPlane, args: argparse.Namespace) -> Any:
     attributes = _attributes(args, None if args.disabled is None else not args.disabled)
     if attributes:
         body["attributes"] = attributes
-    return _shape(dp.request("PUT", _path("secrets", args.name), body))
+    return _shape(dp.request("PUT", item_path("secrets", args.name), body))
 
 
 def _show(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _shape(dp.request("GET", _path("secrets", args.name, args.version or "")))
+    return _shape(dp.request("GET", item_path("secrets", args.name, args.version or "")))
 
 
 def _list(dp: DataPlane, args: argparse.Namespace) -> Any:
@@ -160,7 +107,7 @@ def _list(dp: DataPlane, args: argparse.Namespace) -> Any:
 
 
 def _list_versions(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return [_shape(i) for i in dp.pages(_path("secrets", args.name, "versions"))]
+    return [_shape(i) for i in dp.pages(item_path("secrets", args.name, "versions"))]
 
 
 def _set_attributes(dp: DataPlane, args: argparse.Namespace) -> Any:
@@ -171,12 +118,12 @@ def _set_attributes(dp: DataPlane, args: argparse.Namespace) -> Any:
     if args.content_type is not None:
         body["contentType"] = args.content_type
     if args.tags is not None:
-        body["tags"] = _tags(args.tags)
-    return _shape(dp.request("PATCH", _path("secrets", args.name, args.version or ""), body))
+        body["tags"] = parse_tags(args.tags)
+    return _shape(dp.request("PATCH", item_path("secrets", args.name, args.version or ""), body))
 
 
 def _delete(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _shape(dp.request("DELETE", _path("secrets", args.name)))
+    return _shape(dp.request("DELETE", item_path("secrets", args.name)))
 
 
 def _list_deleted(dp: DataPlane, args: argparse.Namespace) -> Any:
@@ -184,15 +131,15 @@ def _list_deleted(dp: DataPlane, args: argparse.Namespace) -> Any:
 
 
 def _show_deleted(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _shape(dp.request("GET", _path("deletedsecrets", args.name)))
+    return _shape(dp.request("GET", item_path("deletedsecrets", args.name)))
 
 
 def _recover(dp: DataPlane, args: argparse.Namespace) -> Any:
-    return _shape(dp.request("POST", _path("deletedsecrets", args.name, "recover")))
+    return _shape(dp.request("POST", item_path("deletedsecrets", args.name, "recover")))
 
 
 def _purge(dp: DataPlane, args: argparse.Namespace) -> Any:
-    dp.request("DELETE", _path("deletedsecrets", args.name))
+    dp.request("DELETE", item_path("deletedsecrets", args.name))
     return None
 
 
@@ -200,7 +147,7 @@ def _backup(dp: DataPlane, args: argparse.Namespace) -> Any:
     target = Path(args.file)
     if target.exists():
         raise CliError(f"{target} exists; choose another --file", EXIT_USAGE)
-    doc = dp.request("POST", _path("secrets", args.name, "backup"))
+    doc = dp.request("POST", item_path("secrets", args.name, "backup"))
     blob = base64.urlsafe_b64decode(doc["value"] + "=" * (-len(doc["value"]) % 4))
     target.write_bytes(blob)
     return None
@@ -232,8 +179,10 @@ def _verb(
 
 
 def _timing_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--expires", type=_time, help="expiry, ISO 8601 (e.g. 2030-01-01T00:00:00Z)")
-    p.add_argument("--not-before", type=_time, help="not valid before, ISO 8601")
+    p.add_argument(
+        "--expires", type=parse_time, help="expiry, ISO 8601 (e.g. 2030-01-01T00:00:00Z)"
+    )
+    p.add_argument("--not-before", type=parse_time, help="not valid before, ISO 8601")
     p.add_argument("--content-type", help="a description of the value (e.g. text/plain)")
     p.add_argument("--tags", nargs="*", metavar="KEY=VALUE", help="space-separated tags")
 
@@ -246,7 +195,7 @@ def register(groups: Any) -> None:
     p.add_argument("--value", help="the value")
     p.add_argument("--file", "-f", help="read the value from a file")
     p.add_argument("--encoding", "-e", choices=ENCODINGS, default="utf-8", help="with --file")
-    p.add_argument("--disabled", type=_bool, help="create the version disabled (true/false)")
+    p.add_argument("--disabled", type=parse_bool, help="create the version disabled (true/false)")
     _timing_flags(p)
 
     p = _verb(verbs, "show", _show, "a secret's value and attributes")
@@ -256,7 +205,7 @@ def register(groups: Any) -> None:
     _verb(verbs, "list-versions", _list_versions, "the versions of a secret")
     p = _verb(verbs, "set-attributes", _set_attributes, "change a version's attributes")
     p.add_argument("--version", "-v", default="", help="a version (default: the latest)")
-    p.add_argument("--enabled", type=_bool, help="true or false")
+    p.add_argument("--enabled", type=parse_bool, help="true or false")
     _timing_flags(p)
     _verb(verbs, "delete", _delete, "soft-delete a secret (recoverable)")
     _verb(verbs, "list-deleted", _list_deleted, "deleted secrets", item=False)

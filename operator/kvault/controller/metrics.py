@@ -58,6 +58,32 @@ KEY_NOTIFICATIONS = Counter(
     registry=REGISTRY,
 )
 
+CERTIFICATE_EXPIRATION = Gauge(
+    "kvault_certificate_expiration_timestamp_seconds",
+    "Expiry (exp, Unix seconds) of each certificate's current version",
+    ["vault", "certificate"],
+    registry=REGISTRY,
+)
+CERTIFICATE_RENEWAL = Gauge(
+    "kvault_certificate_renewal_timestamp_seconds",
+    "When the renewal scheduler renews each certificate's current version (its AutoRenew due "
+    "time, Unix seconds; absent when it never will: no AutoRenew, disabled, issuer Unknown)",
+    ["vault", "certificate"],
+    registry=REGISTRY,
+)
+CERTIFICATE_RENEWALS = Counter(
+    "kvault_certificate_renewals_total",
+    "Certificate AutoRenew attempts by vault and outcome (ok, or the error that stopped it)",
+    ["vault", "outcome"],
+    registry=REGISTRY,
+)
+CERTIFICATE_NOTIFICATIONS = Counter(
+    "kvault_certificate_notifications_total",
+    "Certificate EmailContacts actions carried out (CertificateNearExpiry Events), by vault",
+    ["vault"],
+    registry=REGISTRY,
+)
+
 
 def metrics_app(*others: CollectorRegistry) -> web.Application:
     """/metrics: the controller's registry and ``others`` (the data plane's) in one page."""

@@ -123,7 +123,8 @@ KIND_ACTIONS: dict[str, dict[str, str]] = {
         "DeleteOperation": "certificates/update/action",
         "GetPolicy": "certificates/read",
         "SetPolicy": "certificates/update/action",
-        "GetContacts": "certificatecontacts/read",
+        # Azure has one contacts data action: managing them (reading included).
+        "GetContacts": "certificatecontacts/write",
         "SetContacts": "certificatecontacts/write",
         "DeleteContacts": "certificatecontacts/write",
         "GetIssuer": "certificatecas/read",

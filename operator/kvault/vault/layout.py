@@ -87,6 +87,7 @@ def key_policy_row(vault_id: str, lname: str) -> tuple[str, Context]:
 _CERT_CONTEXTS = {
     "cp": "certificate-policy",
     "co": "certificate-operation",
+    "cs": "certificate-schedule",
     "ci": "certificate-issuer",
     "cc": "certificate-contacts",
 }

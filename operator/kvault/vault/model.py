@@ -148,6 +148,8 @@ class Certificate:
     cer: bytes
     chain: tuple[bytes, ...] = ()
     policy: Any = None  # the CertificatePolicy, with the latest version only
+    #: A version waiting for ``merge`` (no certificate yet: ``cer`` is empty).
+    pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,8 @@ class DeletedCertificate:
     properties: CertificateProperties
     deleted_date: int
     scheduled_purge_date: int
+    #: The deleted version itself (delete and get-deleted return it).
+    certificate: Certificate | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,22 +67,28 @@ class KeyNotices:
     async def __call__(self, event: NotifyEvent) -> None:
         metrics.KEY_NOTIFICATIONS.labels(event.vault).inc()
         text = message(event)
-        body = await self._vault_body(event.vault)
+        body = await vault_body(self._kube, self._bodies, event.vault, REASON)
         if body is None:
             log.info("%s (no Vault object for this vault: no Event)", text)
             return
         log.info("%s", text)
         self._events.post(body, "Warning", REASON, text)
 
-    async def _vault_body(self, vault: str) -> Mapping[str, Any] | None:
-        cached = self._bodies.get(vault)
-        if cached is not None:
-            return cached
-        where = vault_object(vault)
-        if where is None:
-            return None
-        try:
-            return await objects.get_or_none(self._kube, VAULTS, *where)
-        except KvaultError as exc:  # the notice still counts; the Event is best effort
-            log.warning("Vault %s/%s not read for a %s Event: %s", *where, REASON, exc)
-            return None
+
+async def vault_body(
+    kube: KubeClient, bodies: Mapping[str, Mapping[str, Any]], vault: str, reason: str
+) -> Mapping[str, Any] | None:
+    """The body of the Vault object behind domain vault ``vault``: from the Vault
+    controller's cache, else from the API server; ``None`` when there is none (or it could not
+    be read: the Event ``reason`` is best effort)."""
+    cached = bodies.get(vault)
+    if cached is not None:
+        return cached
+    where = vault_object(vault)
+    if where is None:
+        return None
+    try:
+        return await objects.get_or_none(kube, VAULTS, *where)
+    except KvaultError as exc:  # the notice still counts; the Event is best effort
+        log.warning("Vault %s/%s not read for a %s Event: %s", *where, reason, exc)
+        return None

@@ -18,14 +18,21 @@ _NEEDS = {
     "SecretList": ("secret", "readMetadata at vault scope", "Key Vault Secrets User"),
     "KeyGet": ("key", "keys/read", "Key Vault Crypto User"),
     "KeyList": ("key", "keys/read at vault scope", "Key Vault Crypto User"),
+    "CertificateGet": ("certificate", "certificates/read", "Key Vault Certificate User"),
 }
 
 
 def authorize(
-    kv: Kvault, plan: Plan, who: Principal, info: VaultInfo, operation: str, item: str | None
+    kv: Kvault,
+    plan: Plan,
+    who: Principal,
+    info: VaultInfo,
+    operation: str,
+    item: str | None,
+    note: str = "",
 ) -> None:
     """``item`` is the source's scope (``secrets/<name>``, ``keys/<name>``); ``None``: a
-    listing."""
+    listing. ``note`` ends a denial's message (why the projection needs this operation)."""
     caller = Caller.of(who, f"vaultsecret/{plan.namespace}/{plan.name}")
     name = None if item is None else item.partition("/")[2]
     try:  # the domain authorises and writes the denial's audit line itself
@@ -38,5 +45,5 @@ def authorize(
             "Forbidden",
             f"ServiceAccount {plan.namespace}/{plan.sa} may not read {what} of vault "
             f"{plan.vault_ref} ({plan.vault}): no role assignment grants {need} "
-            f"(e.g. '{role}') to this ServiceAccount",
+            f"(e.g. '{role}') to this ServiceAccount" + (f"; {note}" if note else ""),
         ) from None

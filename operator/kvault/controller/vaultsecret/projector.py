@@ -20,10 +20,10 @@ from kvault.controller.vaultsecret import secret
 from kvault.controller.vaultsecret.identity import ServiceAccounts
 from kvault.controller.vaultsecret.outcome import Refused, Result
 from kvault.controller.vaultsecret.plan import Plan
-from kvault.controller.vaultsecret.read import read
+from kvault.controller.vaultsecret.read import project
 from kvault.controller.vaultsecret.render import TemplateError, content_hash, render
 from kvault.controller.vaultsecret.restarts import restart
-from kvault.controller.vaultsecret.status import status
+from kvault.controller.vaultsecret.status import certificates_status, status
 from kvault.errors import KvaultError
 from kvault.kube import objects
 from kvault.kube.client import KubeClient
@@ -47,9 +47,9 @@ class Projector:
         previous = body.get("status") or {}
         try:
             await self.accounts.check(plan.namespace, plan.sa)
-            values, versions = await read(self.kv, plan)
+            found = await project(self.kv, plan)
             try:
-                data = render(values, plan.templates, merge=plan.merge_templates)
+                data = render(found.values, plan.templates, merge=plan.merge_templates)
             except TemplateError as exc:
                 raise Refused("Error", str(exc), drop=False) from None
             digest = content_hash(plan.uid, data)
@@ -77,10 +77,11 @@ class Projector:
             True,
             "Synced",
             message,
-            syncedVersions=versions,
+            syncedVersions=found.versions,
             contentHash=digest,
             lastSyncTime=now_iso(),
             secretName=plan.target,
+            **certificates_status(previous, found.certificates),
         )
         if wrote:
             self.events.post(body, "Normal", "Synced", message)
@@ -109,6 +110,7 @@ class Projector:
         failed = status(body, plan, False, refused.reason, refused.message)
         if refused.drop:
             failed.update(syncedVersions=None, contentHash=None, secretName=None)
+            failed.update(certificates_status(previous, []))
         return Result(failed, refused.reason if not retry else "Retry")
 
     async def finalize(self, body: Mapping[str, Any], plan: Plan) -> None:

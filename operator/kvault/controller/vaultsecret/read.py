@@ -3,19 +3,39 @@ denial reads nothing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from kvault.controller.vaultsecret.access import authorize
 from kvault.controller.vaultsecret.identity import principal_for
 from kvault.controller.vaultsecret.outcome import Refused
 from kvault.controller.vaultsecret.plan import Plan, Ref
-from kvault.controller.vaultsecret.source import Reading
+from kvault.controller.vaultsecret.source import Reading, needs
 from kvault.controller.vaultsecret.sources import DATA_FROM_KIND, SOURCES
 from kvault.errors import NotFound
 from kvault.vault.core import Caller
 from kvault.vault.service import Kvault
 
 
+@dataclass(slots=True)
+class Projection:
+    """What one read found: values by Secret key, versions by ``secretKey`` (an entry that
+    writes several keys, a ``Certificate``, has one version), and the status facts of each
+    entry that has some (certificates: serial, expiry, renewal)."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    certificates: list[dict[str, Any]] = field(default_factory=list)
+
+
 async def read(kv: Kvault, plan: Plan) -> tuple[dict[str, str], dict[str, str]]:
-    """Projected values by secretKey, and the versions read."""
+    """Projected values by Secret key, and the versions read by ``secretKey``."""
+    found = await project(kv, plan)
+    return found.values, found.versions
+
+
+async def project(kv: Kvault, plan: Plan) -> Projection:
+    """Everything the plan names, read as its identity (see :class:`Projection`)."""
     try:
         info = await kv.vault(plan.vault)
     except NotFound:
@@ -38,12 +58,25 @@ async def read(kv: Kvault, plan: Plan) -> tuple[dict[str, str], dict[str, str]]:
         authorize(kv, plan, who, info, lister.list_operation, None)
         wanted += await lister.find(reading, selector)
     for ref in wanted:
-        source = SOURCES[ref.kind]
-        authorize(kv, plan, who, info, source.get_operation, source.scope(ref.name))
-    values: dict[str, str] = {}
-    versions: dict[str, str] = {}
+        for need in needs(SOURCES[ref.kind], ref.name):
+            authorize(kv, plan, who, info, need.operation, need.scope, need.note)
+    out = Projection()
+    keys = {r.key for r in plan.refs}
     for ref in wanted:
         got = await SOURCES[ref.kind].get(reading, ref)
-        values[ref.key] = got.value
-        versions[ref.key] = got.version
-    return values, versions
+        out.versions[ref.key] = got.version
+        if got.facts is not None:
+            out.certificates.append(dict(got.facts))
+        if not got.parts:
+            out.values[ref.key] = got.value
+            continue
+        for key, value in got.parts.items():
+            if key in keys or key in out.values:
+                raise Refused(
+                    "Error",
+                    f"data[{ref.key}] ({ref.kind} {ref.name}) writes Secret key {key!r}, "
+                    "which another data entry writes too; choose another secretKey",
+                    drop=False,
+                )
+            out.values[key] = value
+    return out

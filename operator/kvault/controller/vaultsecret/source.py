@@ -4,9 +4,9 @@ in :mod:`kvault.controller.vaultsecret.sources`, not a new branch in the reconci
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from kvault.controller.vaultsecret.plan import Plan, Ref
 from kvault.vault.core import Caller
@@ -28,6 +28,22 @@ class Projected:
 
     value: str
     version: str
+    #: A source that writes several Secret keys for one ``data[]`` entry (a ``Certificate``:
+    #: ``tls.crt``, ``tls.key``, ``ca.crt``) gives them here, Secret key -> value, and leaves
+    #: ``value`` empty.
+    parts: Mapping[str, str] = field(default_factory=dict)
+    #: What the VaultSecret's status reports about the item besides its version (names,
+    #: serial numbers, times: never values).
+    facts: Mapping[str, Any] | None = None
+
+
+class Need(NamedTuple):
+    """One operation authorised before an item is read: on ``scope`` (``secrets/<name>``);
+    ``note`` is added to a denial's message (why this operation, which role grants it)."""
+
+    operation: str
+    scope: str
+    note: str = ""
 
 
 class Source(Protocol):
@@ -48,3 +64,23 @@ class Source(Protocol):
     async def get(self, reading: Reading, ref: Ref) -> Projected:
         """The item ``ref`` names; raises ``Refused`` when it is missing or disabled."""
         ...
+
+
+@runtime_checkable
+class NeedsMore(Protocol):
+    """A source whose read of one item needs more than ``get_operation`` on its scope (a
+    certificate's private key is read from its secret: ``SecretGet`` on ``secrets/<name>``,
+    as Azure's ``Key Vault Certificate User`` role grants)."""
+
+    def also_needs(self, name: str) -> Sequence[Need]:
+        """The further operations authorised before item ``name`` is read."""
+        ...
+
+
+def needs(source: Source, name: str) -> list[Need]:
+    """Everything authorised before ``source`` reads item ``name``: its ``get_operation`` on
+    its scope, then what a :class:`NeedsMore` source adds."""
+    out = [Need(source.get_operation, source.scope(name))]
+    if isinstance(source, NeedsMore):
+        out += source.also_needs(name)
+    return out

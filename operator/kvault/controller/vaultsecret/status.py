@@ -27,6 +27,16 @@ def status(
     }
 
 
+def certificates_status(previous: Mapping[str, Any], facts: list[dict[str, Any]]) -> dict[str, Any]:
+    """``certificates``: one entry per ``Certificate`` data entry (``secretKey``, ``name``,
+    ``version``, ``serialNumber``, ``notAfter``, ``renewsAt`` when the vault renews it), never
+    material. A list, so a merge patch replaces it whole; ``None`` removes one that is no
+    longer true, and nothing is said when there was none."""
+    if facts:
+        return {"certificates": facts}
+    return {"certificates": None} if previous.get("certificates") else {}
+
+
 def stable(status: Mapping[str, Any]) -> str:
     """The status without its timestamps: equal means there is nothing new to write."""
 

@@ -11,27 +11,26 @@ same vault (whose key never leaves kvault, or the HSM in a premium vault).
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from kvault.barrier.view import ABSENT
 from kvault.crypto import bundles
 from kvault.crypto import x509build as xb
 from kvault.errors import BadParameter, Conflict, NotFound
 from kvault.hsm.base import HSM
-from kvault.vault import layout
+from kvault.vault import names
 from kvault.vault.certificates import issuance
 from kvault.vault.certificates.base import new_request_id, operation_view
 from kvault.vault.certificates.companions import CertCompanions
 from kvault.vault.certificates.kind import CERTIFICATE, CertMeta, CertValue
 from kvault.vault.certificates.policy import CertificatePolicy
 from kvault.vault.certificates.records import PendingRecord
+from kvault.vault.certificates.schedules import CertSchedules
 from kvault.vault.core import LOCAL, Caller, Core
 from kvault.vault.items.base import SCHEDULER, UNSET
 from kvault.vault.items.engine import Items
@@ -65,9 +64,11 @@ def _der(cert: x509.Certificate) -> bytes:
 
 class Certificates(
     CertCompanions,
+    CertSchedules,
     Items[CertMeta, CertValue, CertificateProperties, Certificate, DeletedCertificate],
 ):
-    """Every operation on certificates (companion rows in :mod:`.companions`)."""
+    """Every operation on certificates (companion rows in :mod:`.companions`, what the
+    renewal scheduler reads in :mod:`.schedules`)."""
 
     def __init__(self, core: Core, keys: Keys, secrets: Secrets, hsm: HSM) -> None:
         super().__init__(core, keys, secrets)
@@ -444,13 +445,74 @@ class Certificates(
     async def get(
         self, vault_name: str, name: str, version: str = "", *, caller: Caller = LOCAL
     ) -> Certificate:
-        """A version; the latest comes with the certificate's policy (as Azure's does)."""
-        cert = await super().get(vault_name, name, version, caller=caller)
-        if version:
-            return cert
+        """A version; the latest comes with the certificate's policy (as Azure's does). While
+        the first version waits for ``merge``, the latest is that pending version: disabled,
+        with its policy and no certificate yet."""
+        core = self._core
+        with core.audited(caller, vault_name, self._get, name) as outcome:
+            lname = self._lname(name)
+            if version:
+                names.version(version)
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, self._get, name)
+            if not version:
+                waiting = await self._waiting(vault, lname, name)
+                if waiting is not None:
+                    outcome.version = waiting.properties.version
+                    return waiting
+            _, (_, record) = await self._pick_version(vault, lname, name, version, outcome)
+            policy = None if version else await self._policy(vault, lname)
+            value = record.value
+            props = self.kind.properties(record.meta, vault)
+            return Certificate(props, value.cer, value.chain, policy and policy[1])
+
+    async def _waiting(self, vault: VaultInfo, lname: str, name: str) -> Certificate | None:
+        """The pending first version of a certificate that has none yet."""
+        if await self._head(vault, lname) is not None:
+            return None
+        found = await self._pending(vault, lname)
+        if found is None or found[1].status != "inProgress":
+            return None
+        policy = await self._policy(vault, lname)
+        now = self._core.now()
+        props = CertificateProperties(
+            vault.name,
+            name,
+            found[1].version,
+            False,
+            now,
+            now,
+            recovery_level=vault.recovery_level,
+            recoverable_days=vault.retention_days,
+        )
+        return Certificate(props, b"", (), policy and policy[1], pending=True)
+
+    async def with_content(self, vault_name: str, props: CertificateProperties) -> Certificate:
+        """The version ``props`` describes, with its certificate (and the policy when it is
+        the current one): what Azure returns after update, recover and restore. Read after
+        the audited operation that authorised it."""
         vault = await self._core.active_vault(vault_name)
-        policy = await self._policy(vault, self._lname(name))
-        return Certificate(cert.properties, cert.cer, cert.chain, policy and policy[1])
+        lname = self._lname(props.name)
+        found = await self._version(vault, lname, props.version)
+        if found is None:
+            raise self._not_found(f"{props.name}/{props.version}")
+        head = await self._head(vault, lname)
+        current = head is not None and head[1].meta.version == props.version
+        policy = await self._policy(vault, lname) if current else None
+        value = found[1].value
+        return Certificate(props, value.cer, value.chain, policy and policy[1])
+
+    async def delete(
+        self, vault_name: str, name: str, *, caller: Caller = LOCAL
+    ) -> DeletedCertificate:
+        gone = await super().delete(vault_name, name, caller=caller)
+        return replace(gone, certificate=await self.with_content(vault_name, gone.properties))
+
+    async def get_deleted(
+        self, vault_name: str, name: str, *, caller: Caller = LOCAL
+    ) -> DeletedCertificate:
+        gone = await super().get_deleted(vault_name, name, caller=caller)
+        return replace(gone, certificate=await self.with_content(vault_name, gone.properties))
 
     async def update(
         self,
@@ -461,9 +523,10 @@ class Certificates(
         enabled: bool | None = None,
         tags: Mapping[str, str] | None = None,
         caller: Caller = LOCAL,
-    ) -> CertificateProperties:
-        """Only the certificate's attributes and tags change (as Azure's PATCH)."""
-        return await self.update_version(
+    ) -> Certificate:
+        """Only the certificate's attributes and tags change (as Azure's PATCH); returns the
+        certificate."""
+        props = await self.update_version(
             vault_name,
             name,
             version,
@@ -474,19 +537,4 @@ class Certificates(
             tags=tags,
             caller=caller,
         )
-
-
-def x5c_elements(values: Sequence[Any]) -> list[bytes]:
-    """``x5c`` as sent: standard base64 of each element (decoded leniently later)."""
-    out = []
-    for i, v in enumerate(values):
-        if not isinstance(v, str):
-            raise BadParameter(f"x5c[{i}] must be a base64 string")
-        try:
-            out.append(base64.b64decode(v, validate=False))
-        except ValueError:
-            raise BadParameter(f"x5c[{i}] is not base64") from None
-    return out
-
-
-_ = (json, ABSENT, layout)
+        return await self.with_content(vault_name, props)

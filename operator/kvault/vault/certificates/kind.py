@@ -86,6 +86,7 @@ CERTIFICATE: ItemKind[
     deleted=DeletedCertificate,
     disabled_code="CertificateDisabled",
     links=(Link("key"), Link("secret")),
+    public=True,
     verbs=(
         "Create",
         "Import",

@@ -647,12 +647,17 @@ def _flag(value: Any, path: str, default: bool) -> bool:
 
 def _parse_key(doc: Any, path: str) -> KeyProps:
     kp = _obj(doc, path)
-    exportable = _flag(kp.get("exportable"), f"{path}.exportable", True)
     kty = kp.get("kty")
     if kty is None:
         kty = "RSA"
     if not isinstance(kty, str) or kty not in KTYS:
         raise BadParameter(f"{path}.kty must be one of {', '.join(KTYS)}, got {_show(kty)}")
+    hsm = kty.endswith("-HSM")
+    exportable = _flag(kp.get("exportable"), f"{path}.exportable", not hsm)
+    if hsm and exportable:
+        raise BadParameter(
+            f"{path}.exportable must be false for kty {kty}: an HSM key never leaves the HSM"
+        )
     size = kp.get("key_size")
     if size is not None and not _is_int(size):
         raise BadParameter(f"{path}.key_size must be an integer, got {_show(size)}")

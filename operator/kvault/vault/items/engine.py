@@ -30,6 +30,9 @@ from kvault.vault.items.lifecycle import Lifecycle
 from kvault.vault.items.records import HeadRecord, VersionRecord
 from kvault.vault.model import Page, VaultInfo
 
+#: Metadata an owner's update copies to the items it owns.
+_MIRRORED = ("enabled", "not_before", "expires")
+
 
 class Items(Lifecycle[M, V, P, I, D]):
     """All operations on the items of one kind, in every vault."""
@@ -130,6 +133,38 @@ class Items(Lifecycle[M, V, P, I, D]):
             outcome.version = meta.version
             return kind.item(kind.properties(meta, vault), value)
 
+    async def _stage_update(
+        self,
+        txn: Txn,
+        vault: VaultInfo,
+        lname: str,
+        head: tuple[int, HeadRecord[M]],
+        found: tuple[int, VersionRecord[M, V]],
+        changes: Mapping[str, Any],
+    ) -> M:
+        """Stage new metadata for the version ``found`` (and the head when it is current)."""
+        target = found[1].meta.version
+        meta = replace(found[1].meta, updated=self._core.now(), **changes)
+        vkey, vctx = self._rows.version_row(vault.id, lname, target)
+        await txn.put(
+            vkey, vctx, self._codec.encode_version(VersionRecord(meta, found[1].value)), found[0]
+        )
+        hkey, hctx = self._rows.head_row(vault.id, lname)
+        if head[1].meta.version == target:
+            await txn.put(hkey, hctx, self._codec.encode_head(HeadRecord(meta)), head[0])
+        else:
+            txn.check(hkey, head[0])
+        return meta
+
+    async def _stage_mirror(
+        self, txn: Txn, vault: VaultInfo, lname: str, version: str, changes: Mapping[str, Any]
+    ) -> None:
+        """Its owner's validity change, on the same version of this (managed) item."""
+        head = await self._head(vault, lname)
+        found = await self._version(vault, lname, version)
+        if head is not None and found is not None:
+            await self._stage_update(txn, vault, lname, head, found, changes)
+
     async def stage_version(
         self, txn: Txn, vault: VaultInfo, lname: str, meta: M, value: V, *, owner: bool = False
     ) -> None:
@@ -173,7 +208,7 @@ class Items(Lifecycle[M, V, P, I, D]):
             vault = await core.active_vault(vault_name)
             self._authorize(caller, vault, self._get, name)
             _, (_, record) = await self._pick_version(vault, lname, name, version, outcome)
-            if not record.meta.enabled:
+            if not record.meta.enabled and not self.kind.public:
                 raise ItemDisabled(
                     f"Operation get is not allowed on a disabled {self.kind.name}.",
                     self.kind.disabled_code,
@@ -264,20 +299,18 @@ class Items(Lifecycle[M, V, P, I, D]):
             vault = await core.active_vault(vault_name)
             self._authorize(caller, vault, self._update, name)
 
+            # The items this kind owns mirror the validity attributes (a certificate's key
+            # and secret are enabled and valid when it is).
+            mirrored = {k: v for k, v in changes.items() if k in _MIRRORED}
+
             async def attempt() -> M:
                 head, found = await self._pick_version(vault, lname, name, version, outcome)
                 self._refuse_managed(head[1].meta, "update")
-                target = found[1].meta.version
-                meta = replace(found[1].meta, updated=core.now(), **changes)
-                vkey, vctx = self._rows.version_row(vault.id, lname, target)
                 txn = core.store.txn()
-                record = self._codec.encode_version(VersionRecord(meta, found[1].value))
-                await txn.put(vkey, vctx, record, found[0])
-                hkey, hctx = self._rows.head_row(vault.id, lname)
-                if head[1].meta.version == target:
-                    await txn.put(hkey, hctx, self._codec.encode_head(HeadRecord(meta)), head[0])
-                else:
-                    txn.check(hkey, head[0])
+                meta = await self._stage_update(txn, vault, lname, head, found, changes)
+                for engine in self.owned:
+                    if mirrored:
+                        await engine._stage_mirror(txn, vault, lname, meta.version, mirrored)
                 await core.store.commit(txn)
                 return meta
 

@@ -69,6 +69,8 @@ class ItemKind(Generic[M, V, P, I, D]):
     deleted: Callable[[P, int, int], D]
     disabled_code: str
     links: tuple[Link, ...] = ()
+    #: The value holds nothing secret (a certificate), so a disabled version stays readable.
+    public: bool = False
     #: The kind's own operations beyond :data:`VERBS` (a key's ``Sign``), and which of them
     #: change what a reader sees (``Create``, ``Rotate``).
     verbs: tuple[str, ...] = ()

@@ -7,7 +7,7 @@ import builtins
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvault.barrier.view import ABSENT, Txn
 from kvault.errors import (
@@ -24,6 +24,9 @@ from kvault.vault.items.base import SCHEDULER, D, I, ItemBase, M, P, V
 from kvault.vault.items.records import HeadRecord
 from kvault.vault.model import Page, VaultInfo
 
+if TYPE_CHECKING:
+    from kvault.vault.items.engine import Items
+
 #: Work to run once a purge committed (destroying what lives outside storage).
 After = Callable[[], Awaitable[None]]
 
@@ -35,7 +38,7 @@ class Lifecycle(ItemBase[M, V, P, I, D]):
 
     #: The engines of the kinds this one owns (``kind.links``), wired by the façade: their
     #: same-named items move with this kind's, in the same commit.
-    owned: tuple[Lifecycle[Any, Any, Any, Any, Any], ...] = ()
+    owned: tuple[Items[Any, Any, Any, Any, Any], ...] = ()
 
     # -- delete -------------------------------------------------------------------------
 

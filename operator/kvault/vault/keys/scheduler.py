@@ -22,16 +22,15 @@ the next pass; it never stops the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from kvault.errors import KvaultError
 from kvault.vault.items.base import SCHEDULER
 from kvault.vault.keys.rotation import NOTIFY, ROTATE, due_now
 from kvault.vault.keys.schedules import KeySchedule
 from kvault.vault.model import VaultInfo
+from kvault.vault.schedule import DEFAULT_INTERVAL, each_vault, outcome_of, run_passes
 from kvault.vault.service import Kvault
 
 __all__ = ["NOTIFY_OPERATION", "Action", "NotifyEvent", "RotationScheduler"]
@@ -39,7 +38,6 @@ __all__ = ["NOTIFY_OPERATION", "Action", "NotifyEvent", "RotationScheduler"]
 log = logging.getLogger(__name__)
 #: The audited operation of a Notify action (the scheduler is trusted: no role grants it).
 NOTIFY_OPERATION = "KeyNotify"
-DEFAULT_INTERVAL = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +84,7 @@ class RotationScheduler:
     async def tick(self) -> list[Action]:
         """One pass over every active vault; the actions done (or tried), in order."""
         done: list[Action] = []
-        for vault in await self._kv.vaults.list():
-            try:
-                schedules = await self._kv.keys.policies(vault.name)
-            except KvaultError as exc:  # deleted meanwhile, or a row that does not open
-                log.warning("key policies of vault %s not read: %s", vault.name, exc.outcome)
-                continue
+        async for vault, schedules in each_vault(self._kv, self._kv.keys.policies, "key policies"):
             for key in schedules:
                 if key.active:
                     done += await self._key(vault, key)
@@ -116,7 +109,7 @@ class RotationScheduler:
                         new.properties.version,
                     )
             except Exception as exc:  # audited by the domain; the next pass tries again
-                outcome = exc.outcome if isinstance(exc, KvaultError) else type(exc).__name__
+                outcome = outcome_of(exc)
                 log.warning(
                     "key %s of vault %s: %s failed: %s", key.name, vault.name, due.action, outcome
                 )
@@ -145,10 +138,4 @@ class RotationScheduler:
     async def run(self, stop: asyncio.Event, interval: float = DEFAULT_INTERVAL) -> None:
         """Pass after pass, ``interval`` seconds apart, until ``stop`` is set (a pass under way
         finishes first)."""
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:  # storage trouble: logged, and the next pass tries again
-                log.exception("key rotation pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+        await run_passes(self.tick, stop, interval, "key rotation")
