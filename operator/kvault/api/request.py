@@ -4,8 +4,9 @@ names, let the domain authorise the caller before the body is read, answer JSON.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -16,10 +17,11 @@ from kvault.api.hosts import vault_for_host
 from kvault.api.middleware import REQUEST_ID
 from kvault.errors import NotFound
 from kvault.vault.core import Caller
-from kvault.vault.model import VAULT_NOT_FOUND
+from kvault.vault.model import VAULT_NOT_FOUND, Page
 from kvault.vault.service import Kvault
 
 _JSON = "application/json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,22 @@ async def begin(request: web.Request, operation: str, name: str | None = None) -
 
 def ok(doc: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=json.dumps(doc).encode(), content_type=_JSON)
+
+
+async def listed(
+    request: web.Request,
+    call: Call,
+    fetch: Callable[..., Awaitable[Page[T]]],
+    shape: Callable[[T], Any],
+) -> web.Response:
+    """One page of a listing: ``fetch`` (the domain's list bound to its vault and item) with
+    the query's page size and token, each item shaped by ``shape``."""
+    found = await fetch(
+        max_results=paging.max_results(request.query),
+        token=paging.skip_token(request.query),
+        caller=call.caller,
+    )
+    return page(request, call, [shape(item) for item in found.items], found.next_token)
 
 
 def page(request: web.Request, call: Call, items: list[Any], token: str | None) -> web.Response:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from kvault.api import bodies, cert_shapes, paging
-from kvault.api.request import begin, ok
-from kvault.api.request import page as _page
+from kvault.api import bodies, cert_shapes
+from kvault.api.request import begin, listed, ok
 from kvault.api.routing import Route, item_params
 from kvault.errors import BadParameter, IntegrityError
 from kvault.vault.names import ITEM_NAME
@@ -106,28 +106,17 @@ async def update_certificate(request: web.Request) -> web.Response:
 
 async def list_certificates(request: web.Request) -> web.Response:
     call = await begin(request, "CertificateList")
-    found = await call.kv.certificates.list(
-        call.vault,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
+    fetch = partial(call.kv.certificates.list, call.vault)
+    return await listed(
+        request, call, fetch, lambda p: cert_shapes.item(call.base, p, versioned=False)
     )
-    items = [cert_shapes.item(call.base, p, versioned=False) for p in found.items]
-    return _page(request, call, items, found.next_token)
 
 
 async def list_versions(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     call = await begin(request, "CertificateListVersions", name)
-    found = await call.kv.certificates.list_versions(
-        call.vault,
-        name,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
-    )
-    items = [cert_shapes.item(call.base, p) for p in found.items]
-    return _page(request, call, items, found.next_token)
+    fetch = partial(call.kv.certificates.list_versions, call.vault, name)
+    return await listed(request, call, fetch, lambda p: cert_shapes.item(call.base, p))
 
 
 async def delete_certificate(request: web.Request) -> web.Response:
@@ -308,14 +297,8 @@ async def get_deleted(request: web.Request) -> web.Response:
 
 async def list_deleted(request: web.Request) -> web.Response:
     call = await begin(request, "CertificateListDeleted")
-    found = await call.kv.certificates.list_deleted(
-        call.vault,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
-    )
-    items = [cert_shapes.deleted(call.base, d) for d in found.items]
-    return _page(request, call, items, found.next_token)
+    fetch = partial(call.kv.certificates.list_deleted, call.vault)
+    return await listed(request, call, fetch, lambda d: cert_shapes.deleted(call.base, d))
 
 
 async def recover(request: web.Request) -> web.Response:

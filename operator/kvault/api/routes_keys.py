@@ -8,13 +8,13 @@ read, every denial is audited. :data:`ROUTES` is the one list of these routes (r
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from kvault.api import bodies, key_shapes, paging
-from kvault.api.request import begin, ok
-from kvault.api.request import page as _page
+from kvault.api import bodies, key_shapes
+from kvault.api.request import begin, listed, ok
 from kvault.api.routing import Handler, Route, item_params
 from kvault.errors import BadParameter, IntegrityError
 from kvault.vault.keys.operations import KeyInput
@@ -101,28 +101,17 @@ async def update_key(request: web.Request) -> web.Response:
 
 async def list_keys(request: web.Request) -> web.Response:
     call = await begin(request, "KeyList")
-    found = await call.kv.keys.list(
-        call.vault,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
+    fetch = partial(call.kv.keys.list, call.vault)
+    return await listed(
+        request, call, fetch, lambda p: key_shapes.item(call.base, p, versioned=False)
     )
-    items = [key_shapes.item(call.base, p, versioned=False) for p in found.items]
-    return _page(request, call, items, found.next_token)
 
 
 async def list_versions(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     call = await begin(request, "KeyListVersions", name)
-    found = await call.kv.keys.list_versions(
-        call.vault,
-        name,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
-    )
-    items = [key_shapes.item(call.base, p) for p in found.items]
-    return _page(request, call, items, found.next_token)
+    fetch = partial(call.kv.keys.list_versions, call.vault, name)
+    return await listed(request, call, fetch, lambda p: key_shapes.item(call.base, p))
 
 
 async def delete_key(request: web.Request) -> web.Response:
@@ -257,14 +246,8 @@ async def get_deleted(request: web.Request) -> web.Response:
 
 async def list_deleted(request: web.Request) -> web.Response:
     call = await begin(request, "KeyListDeleted")
-    found = await call.kv.keys.list_deleted(
-        call.vault,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
-    )
-    items = [key_shapes.deleted(call.base, d) for d in found.items]
-    return _page(request, call, items, found.next_token)
+    fetch = partial(call.kv.keys.list_deleted, call.vault)
+    return await listed(request, call, fetch, lambda d: key_shapes.deleted(call.base, d))
 
 
 async def recover_deleted(request: web.Request) -> web.Response:

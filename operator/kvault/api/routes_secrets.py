@@ -8,13 +8,13 @@ the domain). :data:`ROUTES` is the one list of these routes: the router and
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from kvault.api import bodies, paging, shapes
-from kvault.api.request import begin, ok
-from kvault.api.request import page as _page
+from kvault.api import bodies, shapes
+from kvault.api.request import begin, listed, ok
 from kvault.api.routing import Route, item_params
 from kvault.errors import BadParameter, IntegrityError
 
@@ -74,28 +74,17 @@ async def update_secret(request: web.Request) -> web.Response:
 
 async def list_secrets(request: web.Request) -> web.Response:
     call = await begin(request, "SecretList")
-    page = await call.kv.secrets.list(
-        call.vault,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
+    fetch = partial(call.kv.secrets.list, call.vault)
+    return await listed(
+        request, call, fetch, lambda p: shapes.properties(call.base, p, versioned=False)
     )
-    items = [shapes.properties(call.base, p, versioned=False) for p in page.items]
-    return _page(request, call, items, page.next_token)
 
 
 async def list_versions(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     call = await begin(request, "SecretListVersions", name)
-    page = await call.kv.secrets.list_versions(
-        call.vault,
-        name,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
-    )
-    items = [shapes.properties(call.base, p) for p in page.items]
-    return _page(request, call, items, page.next_token)
+    fetch = partial(call.kv.secrets.list_versions, call.vault, name)
+    return await listed(request, call, fetch, lambda p: shapes.properties(call.base, p))
 
 
 async def delete_secret(request: web.Request) -> web.Response:
@@ -139,14 +128,10 @@ async def get_deleted(request: web.Request) -> web.Response:
 
 async def list_deleted(request: web.Request) -> web.Response:
     call = await begin(request, "SecretListDeleted")
-    page = await call.kv.secrets.list_deleted(
-        call.vault,
-        max_results=paging.max_results(request.query),
-        token=paging.skip_token(request.query),
-        caller=call.caller,
+    fetch = partial(call.kv.secrets.list_deleted, call.vault)
+    return await listed(
+        request, call, fetch, lambda d: shapes.deleted(call.base, d, versioned=False)
     )
-    items = [shapes.deleted(call.base, d, versioned=False) for d in page.items]
-    return _page(request, call, items, page.next_token)
 
 
 async def recover_deleted(request: web.Request) -> web.Response:
