@@ -15,6 +15,7 @@ import base64
 import binascii
 import re
 import time
+from functools import partial
 from typing import Any
 
 from cryptography import x509
@@ -22,7 +23,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from kvault.cli.client import DataPlane
 from kvault.cli.common import (
-    Handler,
     UsageParser,
     attributes_out,
     b64url,
@@ -744,26 +744,8 @@ def _issuer_delete(dp: DataPlane, args: argparse.Namespace) -> Any:
 # -- wiring -------------------------------------------------------------------------------------
 
 
-def _verb(
-    verbs: Any,
-    name: str,
-    handler: Handler,
-    help_text: str,
-    *,
-    item: bool = True,
-    version: bool = False,
-) -> argparse.ArgumentParser:
-    """A certificate verb; ``--id`` is a certificate id or a deleted one's recovery id."""
-    return verb(
-        verbs,
-        name,
-        handler,
-        help_text,
-        noun="certificate",
-        collections=("certificates", "deletedcertificates"),
-        item=item,
-        version=version,
-    )
+#: A certificate verb; ``--id`` is a certificate id or a deleted one's recovery id.
+_verb = partial(verb, noun="certificate", collections=("certificates", "deletedcertificates"))
 
 
 def _group(verbs: Any, name: str, help_text: str) -> Any:

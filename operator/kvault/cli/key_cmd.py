@@ -10,6 +10,7 @@ import argparse
 import base64
 import binascii
 import json
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kvault.cli.client import DataPlane
 from kvault.cli.common import (
-    Handler,
     UsageParser,
     attributes_out,
     b64url,
@@ -562,26 +562,8 @@ def _policy_update(dp: DataPlane, args: argparse.Namespace) -> Any:
 # -- wiring -------------------------------------------------------------------------------------
 
 
-def _verb(
-    verbs: Any,
-    name: str,
-    handler: Handler,
-    help_text: str,
-    *,
-    item: bool = True,
-    version: bool = False,
-) -> argparse.ArgumentParser:
-    """A key verb; ``--id`` is a key id or a deleted key's recovery id."""
-    return verb(
-        verbs,
-        name,
-        handler,
-        help_text,
-        noun="key",
-        collections=("keys", "deletedkeys"),
-        item=item,
-        version=version,
-    )
+#: A key verb; ``--id`` is a key id or a deleted key's recovery id.
+_verb = partial(verb, noun="key", collections=("keys", "deletedkeys"))
 
 
 def _state_flags(p: argparse.ArgumentParser, *, enabled: bool = False) -> None:
