@@ -34,6 +34,7 @@ from kvault.controller.vault.notices import KeyNotices
 from kvault.controller.webhook.listener import WebhookSettings, publish_ca, serving
 from kvault.kube import KubeClient
 from kvault.vault.certificates.renewal import RenewalScheduler
+from kvault.vault.expiry import ExpiryScheduler
 from kvault.vault.keys.scheduler import RotationScheduler
 
 __all__ = ["Options", "RunConfig", "WebhookSettings", "run", "run_operator"]
@@ -116,7 +117,7 @@ async def run(cfg: RunConfig) -> None:
 def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], None]) -> Lead:
     """What the Lease holder runs until ``lost``: the controller under kopf, and beside it the
     key rotation and certificate renewal schedulers (their notices are Events on the Vault
-    objects, and metrics)."""
+    objects, and metrics) and the purge of expired deleted items and vaults."""
 
     async def lead(lost: asyncio.Event) -> None:
         kv = setup.config.kv
@@ -134,6 +135,7 @@ def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], Non
         renewal = asyncio.create_task(
             RenewalScheduler(kv, notify=certs, observe=certs.observe).run(halt)
         )
+        expiry = asyncio.create_task(ExpiryScheduler(kv).run(halt))
         try:
             await kopf.operator(
                 registry=controller.registry(),
@@ -150,7 +152,9 @@ def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], Non
             halt.set()
             linked.cancel()
             await asyncio.gather(
-                _finish(rotation, ROTATION_GRACE), _finish(renewal, ROTATION_GRACE)
+                _finish(rotation, ROTATION_GRACE),
+                _finish(renewal, ROTATION_GRACE),
+                _finish(expiry, ROTATION_GRACE),
             )
             certs.observe([])  # a replica that no longer leads reports no certificate times
             await controller.stop()

@@ -43,6 +43,12 @@ def _role_assignments(items: Iterable[RoleAssignment]) -> tuple[RoleAssignment, 
 Releaser = Callable[[VaultInfo], Awaitable[Callable[[], Awaitable[None]]]]
 
 
+def _expired(info: VaultInfo, core: Core) -> bool:
+    """Past its scheduled purge date: as good as purged (Azure recovers nothing then), even
+    if the purge scheduler has not run yet."""
+    return info.scheduled_purge_date is not None and core.now() >= info.scheduled_purge_date
+
+
 class Vaults:
     def __init__(self, core: Core, release: Releaser | None = None) -> None:
         self._core = core
@@ -178,7 +184,7 @@ class Vaults:
     async def recover(self, name: str, *, caller: Caller = LOCAL) -> VaultInfo:
         with self._core.audited(caller, name, "VaultRecover"):
             entry = await self._core.vault_row(names.vault_name(name))
-            if entry is None or entry[1].deleted_date is None:
+            if entry is None or entry[1].deleted_date is None or _expired(entry[1], self._core):
                 raise NotFound(f"deleted vault {name!r} was not found", VAULT_NOT_FOUND)
             return await self._write(name, deleted_date=None, scheduled_purge_date=None)
 

@@ -117,6 +117,9 @@ class Lifecycle(ItemBase[M, V, P, I, D]):
         self, txn: Txn, vault: VaultInfo, lname: str, name: str, owner: bool = False
     ) -> HeadRecord[M] | None:
         found = await self._deleted(vault, lname)
+        purge_date = None if found is None else found[1].scheduled_purge_date
+        if purge_date is not None and self._core.now() >= purge_date:
+            found = None  # past its retention: as good as purged, whether or not it ran yet
         if found is None:
             if owner:
                 return None
