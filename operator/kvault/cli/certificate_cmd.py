@@ -25,7 +25,7 @@ from kvault.cli.client import DataPlane
 from kvault.cli.common import (
     UsageParser,
     attributes_out,
-    b64url,
+    backup_to,
     collect,
     deletion_out,
     emit,
@@ -37,6 +37,7 @@ from kvault.cli.common import (
     parse_bool,
     parse_tags,
     read_bytes,
+    restore_from,
     unb64url,
     verb,
     version_of,
@@ -606,15 +607,11 @@ def _purge(dp: DataPlane, args: argparse.Namespace) -> Any:
 
 
 def _backup(dp: DataPlane, args: argparse.Namespace) -> Any:
-    target = new_file(args.file)
-    doc = dp.request("POST", _path(args, "backup"))
-    target.write_bytes(unb64url(doc["value"]))
-    return None
+    backup_to(dp, _path(args, "backup"), args.file)
 
 
 def _restore(dp: DataPlane, args: argparse.Namespace) -> Any:
-    blob = read_bytes(args.file, "--file")
-    return _cert_out(dp.request("POST", "/certificates/restore", {"value": b64url(blob)}))
+    return _cert_out(restore_from(dp, "certificates", args.file))
 
 
 def _download(dp: DataPlane, args: argparse.Namespace) -> Any:

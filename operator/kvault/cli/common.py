@@ -105,6 +105,18 @@ def new_file(path: str) -> Path:
     return target
 
 
+def backup_to(dp: DataPlane, path: str, file: str) -> None:
+    """``backup --file``: the blob that ``POST path`` answers, into a new file."""
+    target = new_file(file)
+    target.write_bytes(unb64url(dp.request("POST", path)["value"]))
+
+
+def restore_from(dp: DataPlane, collection: str, file: str) -> Any:
+    """``restore --file``: the blob in ``file`` to ``POST /<collection>/restore``."""
+    blob = read_bytes(file, "--file")
+    return dp.request("POST", f"/{collection}/restore", {"value": b64url(blob)})
+
+
 def json_value(text: str, flag: str, what: str) -> Any:
     """A JSON flag value: the JSON itself, ``@FILE``, or a file path (az reads an existing
     path as a file)."""

@@ -23,6 +23,7 @@ from kvault.cli.common import (
     UsageParser,
     attributes_out,
     b64url,
+    backup_to,
     collect,
     deletion_out,
     iso,
@@ -34,6 +35,7 @@ from kvault.cli.common import (
     parse_tags,
     parse_time,
     read_bytes,
+    restore_from,
     short,
     std_b64,
     unb64url,
@@ -383,15 +385,11 @@ def _purge(dp: DataPlane, args: argparse.Namespace) -> Any:
 
 
 def _backup(dp: DataPlane, args: argparse.Namespace) -> Any:
-    target = new_file(args.file)
-    doc = dp.request("POST", item_path("keys", args.name, "backup"))
-    target.write_bytes(unb64url(doc["value"]))
-    return None
+    backup_to(dp, item_path("keys", args.name, "backup"), args.file)
 
 
 def _restore(dp: DataPlane, args: argparse.Namespace) -> Any:
-    blob = read_bytes(args.file, "--file")
-    return _key_out(dp.request("POST", "/keys/restore", {"value": b64url(blob)}))
+    return _key_out(restore_from(dp, "keys", args.file))
 
 
 def _rotate(dp: DataPlane, args: argparse.Namespace) -> Any:

@@ -13,12 +13,14 @@ from kvault.cli import endpoint
 from kvault.cli.client import DataPlane
 from kvault.cli.common import (
     attributes_out,
+    backup_to,
     deletion_out,
     item_path,
     name_of,
     parse_bool,
     parse_tags,
     parse_time,
+    restore_from,
 )
 from kvault.cli.errors import EXIT_USAGE, CliError
 from kvault.cli.output import FORMATS, render
@@ -144,22 +146,11 @@ def _purge(dp: DataPlane, args: argparse.Namespace) -> Any:
 
 
 def _backup(dp: DataPlane, args: argparse.Namespace) -> Any:
-    target = Path(args.file)
-    if target.exists():
-        raise CliError(f"{target} exists; choose another --file", EXIT_USAGE)
-    doc = dp.request("POST", item_path("secrets", args.name, "backup"))
-    blob = base64.urlsafe_b64decode(doc["value"] + "=" * (-len(doc["value"]) % 4))
-    target.write_bytes(blob)
-    return None
+    backup_to(dp, item_path("secrets", args.name, "backup"), args.file)
 
 
 def _restore(dp: DataPlane, args: argparse.Namespace) -> Any:
-    try:
-        blob = Path(args.file).read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror}", EXIT_USAGE) from None
-    value = base64.urlsafe_b64encode(blob).decode().rstrip("=")
-    return _shape(dp.request("POST", "/secrets/restore", {"value": value}))
+    return _shape(restore_from(dp, "secrets", args.file))
 
 
 # -- wiring -------------------------------------------------------------------------------------

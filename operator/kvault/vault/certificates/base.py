@@ -4,7 +4,6 @@ the key material, and its companion rows (policy, pending operation, issuers, co
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from kvault.vault import layout
 from kvault.vault.certificates.kind import CERTIFICATE, CertMeta, CertValue
@@ -20,6 +19,7 @@ from kvault.vault.model import (
     DeletedCertificate,
     VaultInfo,
 )
+from kvault.vault.records import load
 from kvault.vault.secrets import Secrets
 
 
@@ -37,17 +37,15 @@ class CertBase(
 
     async def _policy(self, vault: VaultInfo, lname: str) -> tuple[int, CertificatePolicy] | None:
         found = await self._companion(vault, "cp", lname)
-        return None if found is None else (found[0], CertificatePolicy.from_doc(_json(found[1])))
+        return (
+            None
+            if found is None
+            else (found[0], CertificatePolicy.from_doc(load(found[1], "certificate policy")))
+        )
 
     async def _pending(self, vault: VaultInfo, lname: str) -> tuple[int, PendingRecord] | None:
         found = await self._companion(vault, "co", lname)
         return None if found is None else (found[0], PendingRecord.decode(found[1]))
-
-
-def _json(raw: bytes) -> Any:
-    import json
-
-    return json.loads(raw)
 
 
 def new_request_id() -> str:

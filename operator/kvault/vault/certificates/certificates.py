@@ -23,7 +23,6 @@ from kvault.crypto import bundles
 from kvault.crypto import x509build as xb
 from kvault.errors import BadParameter, Conflict, NotFound
 from kvault.hsm.base import HSM
-from kvault.vault import names
 from kvault.vault.certificates import issuance
 from kvault.vault.certificates.base import new_request_id, operation_view
 from kvault.vault.certificates.companions import CertCompanions
@@ -31,11 +30,10 @@ from kvault.vault.certificates.kind import CERTIFICATE, CertMeta, CertValue
 from kvault.vault.certificates.policy import CertificatePolicy
 from kvault.vault.certificates.records import PendingRecord
 from kvault.vault.certificates.schedules import CertSchedules
-from kvault.vault.core import LOCAL, Caller, Core
+from kvault.vault.core import LOCAL, Caller, Core, Outcome
 from kvault.vault.items.base import SCHEDULER, UNSET
 from kvault.vault.items.engine import Items
 from kvault.vault.keys import Keys
-from kvault.vault.keys.base import ajose_errors
 from kvault.vault.keys.kind import KeyValue
 from kvault.vault.model import (
     Certificate,
@@ -52,10 +50,6 @@ __all__ = ["CERTIFICATE", "KVAULT_CA", "Certificates"]
 #: certificate in the same vault).
 KVAULT_CA = "kvault-ca"
 SELF, UNKNOWN = "self", "unknown"
-
-
-def _label(vault: VaultInfo, version: str) -> str:
-    return f"kvault-key-{vault.id}-{version}"
 
 
 def _der(cert: x509.Certificate) -> bytes:
@@ -155,15 +149,12 @@ class Certificates(
 
     async def _new_key(self, vault: VaultInfo, version: str, policy: CertificatePolicy) -> KeyValue:
         k = policy.key
-        return await ajose_errors(
-            self._keys.material.generate(
-                vault,
-                k.kty,
-                _label(vault, version),
-                size=k.key_size if k.kty.startswith("RSA") else None,
-                crv=k.crv if k.kty.startswith("EC") else None,
-                public_exponent=None,
-            )
+        return await self._keys.material.generate(
+            vault,
+            version,
+            k.kty,
+            size=k.key_size if k.kty.startswith("RSA") else None,
+            crv=k.crv if k.kty.startswith("EC") else None,
         )
 
     async def _issue(
@@ -354,9 +345,7 @@ class Certificates(
             if await self._head(vault, lname) is None:
                 await self._refuse_deleted(vault, lname, name)
             outcome.version = version = uuid.uuid4().hex
-            key = await ajose_errors(
-                self._keys.material.imported(vault, policy.key.kty, private, _label(vault, version))
-            )
+            key = await self._keys.material.imported(vault, version, policy.key.kty, private)
             return await self._commit(
                 vault, lname, name, version, policy, key, chain, enabled, tags, now
             )
@@ -442,29 +431,21 @@ class Certificates(
 
     # -- reading and updating -------------------------------------------------------------
 
-    async def get(
-        self, vault_name: str, name: str, version: str = "", *, caller: Caller = LOCAL
+    async def _read(
+        self, vault: VaultInfo, lname: str, name: str, version: str, outcome: Outcome
     ) -> Certificate:
-        """A version; the latest comes with the certificate's policy (as Azure's does). While
+        """The latest version comes with the certificate's policy (as Azure's does). While
         the first version waits for ``merge``, the latest is that pending version: disabled,
         with its policy and no certificate yet."""
-        core = self._core
-        with core.audited(caller, vault_name, self._get, name) as outcome:
-            lname = self._lname(name)
-            if version:
-                names.version(version)
-            vault = await core.active_vault(vault_name)
-            self._authorize(caller, vault, self._get, name)
-            if not version:
-                waiting = await self._waiting(vault, lname, name)
-                if waiting is not None:
-                    outcome.version = waiting.properties.version
-                    return waiting
-            _, (_, record) = await self._pick_version(vault, lname, name, version, outcome)
-            policy = None if version else await self._policy(vault, lname)
-            value = record.value
-            props = self.kind.properties(record.meta, vault)
-            return Certificate(props, value.cer, value.chain, policy and policy[1])
+        if version:
+            return await super()._read(vault, lname, name, version, outcome)
+        waiting = await self._waiting(vault, lname, name)
+        if waiting is not None:
+            outcome.version = waiting.properties.version
+            return waiting
+        cert = await super()._read(vault, lname, name, version, outcome)
+        policy = await self._policy(vault, lname)
+        return replace(cert, policy=policy and policy[1])
 
     async def _waiting(self, vault: VaultInfo, lname: str, name: str) -> Certificate | None:
         """The pending first version of a certificate that has none yet."""

@@ -22,6 +22,7 @@ from kvault.vault.certificates.records import (
 from kvault.vault.core import LOCAL, Caller
 from kvault.vault.keys.kind import KeyValue
 from kvault.vault.model import CertificateOperation, VaultInfo
+from kvault.vault.records import dump
 
 #: Contacts are one row per vault.
 _CONTACTS = "contacts"
@@ -39,12 +40,9 @@ class CertCompanions(CertBase):
     async def _put_policy(
         self, txn: Txn, vault: VaultInfo, lname: str, policy: CertificatePolicy
     ) -> None:
-        import json
-
         key, ctx = layout.certificate_row(vault.id, "cp", lname)
         found = await self._core.read(key, ctx)
-        doc = json.dumps(policy.to_doc(), sort_keys=True, separators=(",", ":")).encode()
-        await txn.put(key, ctx, doc, ABSENT if found is None else found[0])
+        await txn.put(key, ctx, dump(policy.to_doc()), ABSENT if found is None else found[0])
 
     async def _put_pending(
         self, txn: Txn, vault: VaultInfo, lname: str, record: PendingRecord

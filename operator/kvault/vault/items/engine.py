@@ -23,7 +23,7 @@ from kvault.errors import (
     ItemDisabled,
 )
 from kvault.vault import names
-from kvault.vault.core import LOCAL, Caller
+from kvault.vault.core import LOCAL, Caller, Outcome
 from kvault.vault.items import paging
 from kvault.vault.items.base import UNSET, D, I, M, P, V
 from kvault.vault.items.lifecycle import Lifecycle
@@ -207,13 +207,19 @@ class Items(Lifecycle[M, V, P, I, D]):
                 names.version(version)
             vault = await core.active_vault(vault_name)
             self._authorize(caller, vault, self._get, name)
-            _, (_, record) = await self._pick_version(vault, lname, name, version, outcome)
-            if not record.meta.enabled and not self.kind.public:
-                raise ItemDisabled(
-                    f"Operation get is not allowed on a disabled {self.kind.name}.",
-                    self.kind.disabled_code,
-                )
-            return self.kind.item(self.kind.properties(record.meta, vault), record.value)
+            return await self._read(vault, lname, name, version, outcome)
+
+    async def _read(
+        self, vault: VaultInfo, lname: str, name: str, version: str, outcome: Outcome
+    ) -> I:
+        """``get`` once the caller is authorised (a kind adds what its reads return)."""
+        _, (_, record) = await self._pick_version(vault, lname, name, version, outcome)
+        if not record.meta.enabled and not self.kind.public:
+            raise ItemDisabled(
+                f"Operation get is not allowed on a disabled {self.kind.name}.",
+                self.kind.disabled_code,
+            )
+        return self.kind.item(self.kind.properties(record.meta, vault), record.value)
 
     async def list(
         self,

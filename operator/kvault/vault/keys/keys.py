@@ -24,7 +24,7 @@ from kvault.vault.items.base import UNSET
 from kvault.vault.items.engine import Items
 from kvault.vault.items.lifecycle import After
 from kvault.vault.items.records import HeadRecord
-from kvault.vault.keys.base import ajose_errors, jose_errors
+from kvault.vault.keys.base import jose_errors
 from kvault.vault.keys.kind import DEFAULT_OPS, KEY, KeyMeta, KeyValue
 from kvault.vault.keys.operations import KeyOperations
 from kvault.vault.keys.rotation import expiry_for_new_version
@@ -32,11 +32,6 @@ from kvault.vault.keys.schedules import KeyPolicies
 from kvault.vault.model import DeletedKey, Key, KeyProperties, VaultInfo
 
 __all__ = ["KEY", "Keys"]
-
-
-def _label(vault: VaultInfo, version: str) -> str:
-    """The HSM object's name: unique per key version, and says whose it is."""
-    return f"kvault-key-{vault.id}-{version}"
 
 
 class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, Key, DeletedKey]):
@@ -67,15 +62,8 @@ class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, K
             jose_errors(lambda: jose.base_kty(kty))
 
         async def make(vault: VaultInfo, meta: KeyMeta) -> KeyValue:
-            return await ajose_errors(
-                self._material.generate(
-                    vault,
-                    kty,
-                    _label(vault, meta.version),
-                    size=size,
-                    crv=crv,
-                    public_exponent=public_exponent,
-                )
+            return await self._material.generate(
+                vault, meta.version, kty, size=size, crv=crv, public_exponent=public_exponent
             )
 
         return await self.add_version(
@@ -125,9 +113,7 @@ class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, K
         ops = jwk.get("key_ops")
 
         async def make(vault: VaultInfo, meta: KeyMeta) -> KeyValue:
-            return await ajose_errors(
-                self._material.imported(vault, stored_kty, parsed[0], _label(vault, meta.version))
-            )
+            return await self._material.imported(vault, meta.version, stored_kty, parsed[0])
 
         return await self.add_version(
             vault_name,
@@ -174,10 +160,8 @@ class Keys(KeyOperations, KeyPolicies, Items[KeyMeta, KeyValue, KeyProperties, K
             }
 
         async def make(vault: VaultInfo, meta: KeyMeta) -> KeyValue:
-            return await ajose_errors(
-                self._material.generate(
-                    vault, meta.kty, _label(vault, meta.version), **_params(current[0])
-                )
+            return await self._material.generate(
+                vault, meta.version, meta.kty, **_params(current[0])
             )
 
         return await self.add_version(

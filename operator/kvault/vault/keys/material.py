@@ -21,6 +21,12 @@ from kvault.hsm.keys import HsmKeys, held_keys
 from kvault.vault.keys.kind import KeyValue
 from kvault.vault.model import KeyResult, VaultInfo
 
+
+def _label(vault: VaultInfo, version: str) -> str:
+    """An HSM object's name: unique per key version, and says whose it is."""
+    return f"kvault-key-{vault.id}-{version}"
+
+
 #: Parsed software keys kept in memory (parsing an RSA key costs far more than using it).
 CACHE_SIZE = 1024
 
@@ -49,27 +55,42 @@ class Material:
     async def generate(
         self,
         vault: VaultInfo,
+        version: str,
         kty: str,
-        label: str,
         *,
-        size: int | None,
-        crv: str | None,
-        public_exponent: int | None,
+        size: int | None = None,
+        crv: str | None = None,
+        public_exponent: int | None = None,
     ) -> KeyValue:
-        base = jose.base_kty(kty)
-        if kty.endswith("-HSM"):
-            held = self._held_for(vault, kty)
-            handle, public = await held.create_key(
-                label, base, size=size, crv=crv, public_exponent=public_exponent
-            )
-            return KeyValue(public, handle=handle, size=_size(public, size))
-        key = jose.generate(base, size=size, crv=crv, public_exponent=public_exponent)
+        """New material for key version ``version`` (a bad size or curve is a 400)."""
+        try:
+            base = jose.base_kty(kty)
+            if kty.endswith("-HSM"):
+                held = self._held_for(vault, kty)
+                handle, public = await held.create_key(
+                    _label(vault, version),
+                    base,
+                    size=size,
+                    crv=crv,
+                    public_exponent=public_exponent,
+                )
+                return KeyValue(public, handle=handle, size=_size(public, size))
+            key = jose.generate(base, size=size, crv=crv, public_exponent=public_exponent)
+        except jose.JoseError as exc:
+            raise BadParameter(str(exc)) from None
         return KeyValue(jose.public_jwk(key), jose.dump_private(key), size=jose.key_size(key))
 
-    async def imported(self, vault: VaultInfo, kty: str, key: jose.Private, label: str) -> KeyValue:
+    async def imported(
+        self, vault: VaultInfo, version: str, kty: str, key: jose.Private
+    ) -> KeyValue:
+        """``key`` as the material of key version ``version`` (into the HSM for ``-HSM``)."""
         size = jose.key_size(key)
         if kty.endswith("-HSM"):
-            handle, public = await self._held_for(vault, kty).import_key(label, key)
+            held = self._held_for(vault, kty)
+            try:
+                handle, public = await held.import_key(_label(vault, version), key)
+            except jose.JoseError as exc:
+                raise BadParameter(str(exc)) from None
             return KeyValue(public, handle=handle, size=size)
         return KeyValue(jose.public_jwk(key), jose.dump_private(key), size=size)
 

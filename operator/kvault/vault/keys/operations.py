@@ -15,6 +15,7 @@ from kvault.vault import names
 from kvault.vault.core import LOCAL, Caller
 from kvault.vault.keys.base import KeyBase, ajose_errors, jose_errors
 from kvault.vault.keys.kind import KEY, KeyMeta, KeyValue
+from kvault.vault.keys.material import Material
 from kvault.vault.model import KeyResult
 
 T = TypeVar("T")
@@ -105,15 +106,15 @@ class KeyOperations(KeyBase):
         if verb not in NEEDS:
             raise BadParameter(f"unknown key operation {verb!r}")
         material = self._material
-        runs: dict[str, Callable[[KeyValue], Awaitable[KeyResult | bytes | bool]]] = {
-            "Encrypt": lambda v: material.encrypt(v, alg, data.value, data.iv, data.aad),
-            "Decrypt": lambda v: material.decrypt(v, alg, data.value, data.iv, data.aad, data.tag),
-            "Sign": lambda v: material.sign(v, alg, data.value),
-            "Verify": lambda v: material.verify(v, alg, data.digest, data.value),
-            "WrapKey": lambda v: material.wrap(v, alg, data.value),
-            "UnwrapKey": lambda v: material.unwrap(v, alg, data.value),
-        }
-        used, out = await self._use(caller, vault_name, name, version, verb, alg, runs[verb])
+        used, out = await self._use(
+            caller,
+            vault_name,
+            name,
+            version,
+            verb,
+            alg,
+            lambda v: _run(material, verb, v, alg, data),
+        )
         if isinstance(out, KeyResult):
             return replace(out, version=used)
         if isinstance(out, bool):
@@ -136,3 +137,22 @@ class KeyOperations(KeyBase):
             return os.urandom(count)
 
     # -- rotation policies ----------------------------------------------------------------
+
+
+async def _run(
+    material: Material, verb: str, value: KeyValue, alg: str, data: KeyInput
+) -> KeyResult | bytes | bool:
+    """``verb`` with the key's material."""
+    match verb:
+        case "Encrypt":
+            return await material.encrypt(value, alg, data.value, data.iv, data.aad)
+        case "Decrypt":
+            return await material.decrypt(value, alg, data.value, data.iv, data.aad, data.tag)
+        case "Sign":
+            return await material.sign(value, alg, data.value)
+        case "Verify":
+            return await material.verify(value, alg, data.digest, data.value)
+        case "WrapKey":
+            return await material.wrap(value, alg, data.value)
+        case _:
+            return await material.unwrap(value, alg, data.value)
