@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,78 @@ def _measure_wrk(wrk: str, url: str, env: dict[str, str], seconds: float) -> dic
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result["generator"] = "wrk"
     return result
+
+
+def _server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the server process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure_cpu(
+    pid: int, url: str, env: dict[str, str], seconds: float, body: str | None = None
+) -> dict[str, Any]:
+    """:func:`_measure`, plus the server's CPU time per request (a figure that noise from
+    other tenants of the host moves far less than the request rate)."""
+    before = _server_cpu(pid)
+    result = _measure(url, env, seconds, body)
+    spent = _server_cpu(pid) - before
+    done = result.get("requests") or 0
+    result["server_cpu_us_per_req"] = round(spent / done * 1e6, 1) if done else None
+    return result
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of an interleaved measurement: a server process and what to send it."""
+
+    pid: int
+    env: dict[str, str]
+    url: str
+    body: str | None = None  # POST this JSON; None: GET
+
+
+#: Rounds of an interleaved measurement: the arms take turns, so a change in the host's
+#: speed during the run moves every side of each ratio alike.
+ROUNDS = 5
+
+
+def interleaved(
+    arms: dict[str, Arm], seconds: float, rounds: int = ROUNDS
+) -> dict[str, list[dict[str, Any]]]:
+    """Each arm for ``seconds / rounds`` (at least 1 s) in turn, ``rounds`` times: the
+    results of every window, per arm."""
+    window = max(1.0, seconds / rounds)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in arms}
+    for _ in range(rounds):
+        for name, arm in arms.items():
+            runs[name].append(_measure_cpu(arm.pid, arm.url, arm.env, window, arm.body))
+    return runs
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the windows of one arm."""
+    cpu = [r["server_cpu_us_per_req"] for r in results if r["server_cpu_us_per_req"]]
+    return {
+        "req_per_s": round(_median([r["req_per_s"] for r in results]), 1),
+        "p99_ms": round(_median([r["p99_ms"] for r in results]), 3),
+        "server_cpu_us_per_req": round(_median(cpu), 1) if cpu else None,
+        "errors": sum(r.get("errors", 0) for r in results),
+    }
+
+
+def ratio(over: list[dict[str, Any]], under: list[dict[str, Any]]) -> float:
+    """The median over rounds of ``over``'s rate divided by ``under``'s in the same round."""
+    each = [
+        a["req_per_s"] / b["req_per_s"] for a, b in zip(over, under, strict=True) if b["req_per_s"]
+    ]
+    return round(_median(each), 3) if each else 0.0
 
 
 async def _seed(env: dict[str, str], name: str) -> None:

@@ -22,9 +22,11 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not raw:
         raise BadParameter("the request body is missing; send a JSON object")
     try:
-        doc = json.loads(raw)
-        # Lone surrogates parse but cannot be stored as UTF-8: refuse them here.
-        json.dumps(doc, ensure_ascii=False).encode()
+        text = raw.decode("utf-8-sig")  # strict: no encoded surrogates, no UTF-16
+        doc = json.loads(text)
+        # A \u escape can still make a lone surrogate, which cannot be stored as UTF-8.
+        if "\\u" in text:
+            json.dumps(doc, ensure_ascii=False).encode()
     except (ValueError, RecursionError):
         raise BadParameter("the request body is not valid JSON (UTF-8)") from None
     if not isinstance(doc, dict):

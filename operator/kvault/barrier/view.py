@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from kvault.barrier.context import Context
+from kvault.barrier.memo import Memo
 from kvault.storage.base import ABSENT, Check, Delete, DeletePrefix, Op, Put, Storage
 
 if TYPE_CHECKING:
     from kvault.barrier.barrier import Barrier
 
-__all__ = ["ABSENT", "Opened", "SealedView", "Storage", "Txn"]
+__all__ = ["ABSENT", "Memo", "Opened", "SealedView", "Storage", "Txn"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,20 @@ class SealedView:
         if row is None:
             return None
         return row.revision, await self._barrier.open(ctx, row.value)
+
+    async def get_decoded(
+        self, key: str, ctx: Context, decode: Callable[[bytes], T], memo: Memo[T]
+    ) -> tuple[int, T] | None:
+        """:meth:`get`, decoded; opened and decoded only when ``memo`` has not seen these
+        stored bytes at ``key`` before."""
+        row = await self._storage.get(key)
+        if row is None:
+            return None
+        decoded = memo.get(key, row.value)
+        if decoded is None:
+            decoded = decode(await self._barrier.open(ctx, row.value))
+            memo.put(key, row.value, decoded)
+        return row.revision, decoded
 
     async def scan(
         self,

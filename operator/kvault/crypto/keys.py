@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, keywrap, serialization
@@ -95,6 +95,8 @@ _SIGN_HASH: dict[str, hashes.HashAlgorithm] = {
     "ES512": _SHA512,
 }
 _ES_CURVE = {"ES256": "P-256", "ES256K": "P-256K", "ES384": "P-384", "ES512": "P-521"}
+#: The signature algorithm of each ECDSA alg, built once (the digest comes hashed).
+_ECDSA = {alg: ec.ECDSA(utils.Prehashed(_SIGN_HASH[alg])) for alg in _ES_CURVE}
 _RSNULL = "RSNULL"
 
 ENCRYPT_ALGS: dict[str, frozenset[str]] = {
@@ -388,14 +390,30 @@ def load_private(data: bytes) -> Private:
 # --- algorithm checks ---------------------------------------------------------------------
 
 
-def _kind(key: Private | Public) -> str:
+#: (kind, holds the private part) of each concrete key class, learnt on first sight: every
+#: operation asks, and ``isinstance`` against cryptography's ABCs costs microseconds each.
+_CLASSES: dict[type, tuple[str, bool]] = {}
+
+
+def _classify(key: Private | Public) -> tuple[str, bool]:
+    known = _CLASSES.get(type(key))
+    if known is not None:
+        return known
     if isinstance(key, OctKey):
-        return "oct"
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return "RSA"
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        return "EC"
-    raise JoseError("key is not an RSA, EC or oct key")
+        known = ("oct", True)
+    elif isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        known = ("RSA", isinstance(key, rsa.RSAPrivateKey))
+    elif isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        known = ("EC", isinstance(key, ec.EllipticCurvePrivateKey))
+    else:
+        raise JoseError("key is not an RSA, EC or oct key")
+    _CLASSES[type(key)] = known
+    return known
+
+
+def key_kind(key: Private | Public) -> str:
+    """``RSA``, ``EC`` or ``oct``."""
+    return _classify(key)[0]
 
 
 def _misfit(alg: str, operation: str, base: str) -> str:
@@ -423,15 +441,13 @@ def check_alg(kty: str, operation: str, alg: str, key: Private | Public | None =
 
 
 def _check_key(base: str, operation: str, alg: str, key: Private | Public) -> None:
-    kind = _kind(key)
+    kind, private = _classify(key)
     if kind != base:
         raise JoseError(f"key is an {kind} key, not {base}")
-    if operation in _PRIVATE_OPERATIONS and isinstance(
-        key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-    ):
+    if operation in _PRIVATE_OPERATIONS and not private:
         raise JoseError(f"{operation} needs the private key")
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        want, have = _ES_CURVE[alg], _crv_name(key.curve)
+    if kind == "EC":
+        want, have = _ES_CURVE[alg], _crv_name(cast(ec.EllipticCurvePublicKey, key).curve)
         if want != have:
             raise JoseError(f"alg {alg} needs a {want} key, not {have}")
     bits = _AES_BITS.get(alg)
@@ -487,12 +503,6 @@ def _ec_public(key: Private | Public) -> ec.EllipticCurvePublicKey:
     if isinstance(key, ec.EllipticCurvePublicKey):
         return key
     raise JoseError("an EC key is required")
-
-
-def _ec_private(key: Private | Public) -> ec.EllipticCurvePrivateKey:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key
-    raise JoseError("an EC private key is required")
 
 
 # --- RSA encryption -----------------------------------------------------------------------
@@ -609,7 +619,7 @@ def encrypt(
     aad: bytes | None = None,
 ) -> Encrypted:
     """Azure ``encrypt``. AES-GCM draws a 12-byte IV unless given one; CBC needs a 16-byte IV."""
-    check_alg(_kind(key), "encrypt", alg, key)
+    check_alg(key_kind(key), "encrypt", alg, key)
     if isinstance(key, OctKey):
         return _aes_encrypt(key.secret, alg, plaintext, iv, aad)
     _absent(alg, iv=iv, aad=aad)
@@ -626,7 +636,7 @@ def decrypt(
     tag: bytes | None = None,
 ) -> bytes:
     """Azure ``decrypt``; any authentication or padding failure is one generic error."""
-    check_alg(_kind(key), "decrypt", alg, key)
+    check_alg(key_kind(key), "decrypt", alg, key)
     if isinstance(key, OctKey):
         return _aes_decrypt(key.secret, alg, ciphertext, iv, aad, tag)
     _absent(alg, iv=iv, aad=aad, tag=tag)
@@ -644,12 +654,12 @@ def sign(key: Private, alg: str, digest: bytes) -> bytes:
     """Azure ``sign`` of a digest: RSA PKCS#1 v1.5/PSS, or ECDSA as raw fixed-width ``r||s``.
 
     RSNULL is PKCS#1 v1.5 over the raw bytes, without a DigestInfo."""
-    check_alg(_kind(key), "sign", alg, key)
+    check_alg(key_kind(key), "sign", alg, key)
     _check_digest(alg, digest, key)
-    if alg in _ES_CURVE:
-        private = _ec_private(key)
-        der = private.sign(digest, ec.ECDSA(utils.Prehashed(_SIGN_HASH[alg])))
-        r, s = utils.decode_dss_signature(der)
+    ecdsa = _ECDSA.get(alg)
+    if ecdsa is not None:
+        private = cast(ec.EllipticCurvePrivateKey, key)  # check_alg: an EC private key
+        r, s = utils.decode_dss_signature(private.sign(digest, ecdsa))
         width = _coord_bytes(private.curve)
         return r.to_bytes(width, "big") + s.to_bytes(width, "big")
     if alg == _RSNULL:
@@ -659,7 +669,7 @@ def sign(key: Private, alg: str, digest: bytes) -> bytes:
 
 def verify(key: Private | Public, alg: str, digest: bytes, signature: bytes) -> bool:
     """Azure ``verify``: False for a wrong signature, :class:`JoseError` for bad input."""
-    check_alg(_kind(key), "verify", alg, key)
+    check_alg(key_kind(key), "verify", alg, key)
     _check_digest(alg, digest, key)
     try:
         if alg in _ES_CURVE:
@@ -688,7 +698,7 @@ def _verify_ecdsa(
 
 def wrap(key: Private | Public, alg: str, cek: bytes) -> bytes:
     """Azure ``wrapKey``: RSA encryption, or AES key wrap (RFC 3394, RFC 5649 for ``_PAD``)."""
-    check_alg(_kind(key), "wrapKey", alg, key)
+    check_alg(key_kind(key), "wrapKey", alg, key)
     if isinstance(key, OctKey):
         return _aes_wrap(key.secret, alg, cek)
     return _rsa_encrypt(_rsa_public(key), alg, cek)
@@ -696,7 +706,7 @@ def wrap(key: Private | Public, alg: str, cek: bytes) -> bytes:
 
 def unwrap(key: Private, alg: str, wrapped: bytes) -> bytes:
     """Azure ``unwrapKey``; any failure is one generic error."""
-    check_alg(_kind(key), "unwrapKey", alg, key)
+    check_alg(key_kind(key), "unwrapKey", alg, key)
     if isinstance(key, OctKey):
         return _aes_unwrap(key.secret, alg, wrapped)
     return _rsa_decrypt(_rsa_private(key), alg, wrapped, _UNWRAP_FAILED)

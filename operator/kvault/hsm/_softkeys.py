@@ -16,15 +16,14 @@ leaves old handles working (their root key stays for unwrapping).
 ``destroy`` only forgets the cached key: the handle itself stays usable, so deleting the
 stored handle (purge) is what destroys a software key.
 
-Operations unseal the handle once and cache the key object in a small LRU keyed by a digest
-of the handle (signing stays fast; RSA key loading is slow). RSA private operations and key
+Operations unseal the handle once and cache the key object in a small LRU keyed by the
+handle (signing stays fast; RSA key loading is slow). RSA private operations and key
 generation run in a worker thread (milliseconds each); EC and AES run inline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -32,7 +31,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kvault.crypto import keys as jose
@@ -100,24 +98,22 @@ class SoftwareKeys:
     # -- cache -------------------------------------------------------------------------------
 
     def _recall(self, handle: bytes) -> Private | None:
-        digest = hashlib.sha256(handle).digest()
         with self._lock:
-            key = self._cache.get(digest)
+            key = self._cache.get(handle)
             if key is not None:
-                self._cache.move_to_end(digest)
+                self._cache.move_to_end(handle)
             return key
 
     def _remember(self, handle: bytes, key: Private) -> None:
-        digest = hashlib.sha256(handle).digest()
         with self._lock:
-            self._cache[digest] = key
-            self._cache.move_to_end(digest)
+            self._cache[handle] = key
+            self._cache.move_to_end(handle)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
     def _forget(self, handle: bytes) -> None:
         with self._lock:
-            self._cache.pop(hashlib.sha256(handle).digest(), None)
+            self._cache.pop(handle, None)
 
     # -- HsmKeys ---------------------------------------------------------------------------
 
@@ -219,6 +215,6 @@ def _decrypt(
 
 async def _run(key: Private, fn: Callable[..., T], *args: object) -> T:
     """RSA private operations take milliseconds: off the event loop. The rest inline."""
-    if isinstance(key, rsa.RSAPrivateKey):
+    if jose.key_kind(key) == "RSA":
         return await asyncio.to_thread(fn, *args)
     return fn(*args)

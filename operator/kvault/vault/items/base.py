@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from kvault.barrier.context import Context
+from kvault.barrier.memo import Memo
 from kvault.barrier.retry import cas_retry
 from kvault.errors import Forbidden, NotFound
 from kvault.vault import names
@@ -48,6 +49,7 @@ class ItemBase(Generic[M, V, P, I, D]):
         self._get_deleted, self._list_deleted = ops["GetDeleted"], ops["ListDeleted"]
         self._recover, self._purge = ops["Recover"], ops["Purge"]
         self._backup, self._restore = ops["Backup"], ops["Restore"]
+        self._memo: Memo[Any] | None = Memo(kind.memo_rows) if kind.memo_rows else None
 
     # -- messages -------------------------------------------------------------------------
 
@@ -83,22 +85,28 @@ class ItemBase(Generic[M, V, P, I, D]):
     ) -> None:
         authorize(caller, vault, operation, self.kind.plural, name)
 
+    async def _decoded(
+        self, key: str, ctx: Context, decode: Callable[[bytes], T]
+    ) -> tuple[int, T] | None:
+        """A row's revision and ``decode`` of its plaintext (through the kind's memo)."""
+        if self._memo is not None:
+            return await self._core.store.get_decoded(key, ctx, decode, self._memo)
+        found = await self._core.read(key, ctx)
+        return None if found is None else (found[0], decode(found[1]))
+
     async def _head(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord[M]] | None:
         key, ctx = self._rows.head_row(vault.id, lname)
-        found = await self._core.read(key, ctx)
-        return None if found is None else (found[0], self._codec.decode_head(found[1]))
+        return await self._decoded(key, ctx, self._codec.decode_head)
 
     async def _deleted(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord[M]] | None:
         key, ctx = self._rows.deleted_row(vault.id, lname)
-        found = await self._core.read(key, ctx)
-        return None if found is None else (found[0], self._codec.decode_head(found[1]))
+        return await self._decoded(key, ctx, self._codec.decode_head)
 
     async def _version(
         self, vault: VaultInfo, lname: str, version: str
     ) -> tuple[int, VersionRecord[M, V]] | None:
         key, ctx = self._rows.version_row(vault.id, lname, version)
-        found = await self._core.read(key, ctx)
-        return None if found is None else (found[0], self._codec.decode_version(found[1]))
+        return await self._decoded(key, ctx, self._codec.decode_version)
 
     async def _pick_version(
         self, vault: VaultInfo, lname: str, name: str, version: str, outcome: Outcome

@@ -75,6 +75,9 @@ class ItemKind(Generic[M, V, P, I, D]):
     #: change what a reader sees (``Create``, ``Rotate``).
     verbs: tuple[str, ...] = ()
     mutating: tuple[str, ...] = ()
+    #: Rows kept decoded in memory (:class:`kvault.barrier.memo.Memo`), for a kind whose rows
+    #: are read far more often than written; 0: none (secrets: values never outlive a read).
+    memo_rows: int = 0
     layout: KindLayout = field(init=False)
     operations: Mapping[str, str] = field(init=False)
 

@@ -148,4 +148,7 @@ KEY: ItemKind[KeyMeta, KeyValue, KeyProperties, Key, DeletedKey] = ItemKind(
         "GetRandomBytes",
     ),
     mutating=("Create", "Import", "Rotate", "SetRotationPolicy"),
+    # Every cryptographic operation reads the key's head and version: keep them decoded.
+    # Nothing more stays in memory than Material's parsed keys hold already.
+    memo_rows=4096,
 )
