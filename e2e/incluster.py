@@ -212,12 +212,20 @@ def pv_host_path(cluster: Cluster, ns: str, claim: str) -> Path:
     return Path(source.path)
 
 
+#: Seconds: the shortest certificate validity the session's operator accepts (dev only).
+DEV_VALIDITY_FLOOR = 30
+
+
 def base_values(tag: str, watch: Sequence[str] = (f"{WATCH_PREFIX}*",)) -> dict[str, Any]:
     """What the tests change from the chart's defaults: this build's tag, the watched
-    namespaces; everything else is the default a user gets."""
+    namespaces, and the dev-only certificate validity floor (so a renewal can be watched on
+    real time); everything else is the default a user gets."""
     return {
         "image": {"tag": tag},
-        "operator": {"watchNamespaces": list(watch)},
+        "operator": {
+            "watchNamespaces": list(watch),
+            "dev": {"certificateValidityFloorSeconds": DEV_VALIDITY_FLOOR},
+        },
     }
 
 

@@ -288,11 +288,14 @@ def deployment(cluster: Cluster, ns: str, name: str) -> None:
     client.AppsV1Api(cluster.api).create_namespaced_deployment(ns, body)
 
 
-def restart_hash(cluster: Cluster, ns: str, name: str) -> tuple[int, str | None]:
-    """The Deployment's generation and the content hash of its last rollout restart."""
+def restart_hash(
+    cluster: Cluster, ns: str, name: str, vaultsecret: str = "app"
+) -> tuple[int, str | None]:
+    """The Deployment's generation and the content hash of the last rollout restart that the
+    VaultSecret ``vaultsecret`` made."""
     dep = client.AppsV1Api(cluster.api).read_namespaced_deployment(name, ns)
     annotations = dep.spec.template.metadata.annotations or {}
-    return dep.metadata.generation, annotations.get("kvault.io/hash-app")
+    return dep.metadata.generation, annotations.get(f"kvault.io/hash-{vaultsecret}")
 
 
 def events(cluster: Cluster, ns: str, name: str | None = None) -> list[Any]:

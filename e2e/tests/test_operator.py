@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from kubernetes import client as k8s
 
 from e2e import kube
 from e2e.fixtures import Cluster
@@ -31,6 +32,7 @@ from e2e.operator_harness import (
     get,
     make_namespace,
     release,
+    restart_hash,
     sa_role,
     secret_data,
     set_secret,
@@ -566,14 +568,10 @@ def test_certificate_reaches_pod_as_tls_secret_and_follows_a_new_version(
     by a pod; a new version of the certificate replaces the mounted files.
 
     The new version is made through the data plane (``POST /certificates/web/create`` again,
-    with the same policy), not by the renewal scheduler: its ``AutoRenew`` falls due months
-    after issuance, and only the unit tests (``tests/vault/test_certificate_renewal.py``)
-    drive the scheduler's clock; the in-cluster operator runs on real time. The projection
-    follows any new version alike (the change feed names the certificate).
-
-    The pair is checked by a TLS handshake (in the test process: a server with ``tls.crt`` and
-    ``tls.key``, a client trusting only ``ca.crt`` and checking the name). A pod serving HTTPS
-    is left out: busybox's ``httpd`` has no TLS and no image we build has ``openssl``."""
+    with the same policy); the renewal scheduler's own new versions, and pods serving and
+    verifying HTTPS, are the next test's. The pair is also checked here by a TLS handshake in
+    the test process (a server with ``tls.crt`` and ``tls.key``, a client trusting only
+    ``ca.crt`` and checking the name)."""
     import base64
 
     from cryptography import x509
@@ -664,3 +662,171 @@ def test_certificate_reaches_pod_as_tls_secret_and_follows_a_new_version(
     }
     for where, text in places.items():
         assert key_line not in text, f"the private key appears in {where}"
+
+
+#: Serves HTTPS with the projected pair, saying which certificate it loaded at start.
+_HTTPS_SERVER = """
+import http.server, ssl
+from cryptography import x509
+with open("/etc/tls/tls.crt", "rb") as f:
+    print("serving serial=%d" % x509.load_pem_x509_certificate(f.read()).serial_number, flush=True)
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+    def log_message(self, *args):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("/etc/tls/tls.crt", "/etc/tls/tls.key")
+server = http.server.HTTPServer(("", 8443), Hello)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+#: Connects every second, trusting only the mounted ca.crt and checking the host name.
+_HTTPS_CLIENT = """
+import socket, ssl, sys, time
+host = sys.argv[1]
+ctx = ssl.create_default_context(cafile="/etc/ca/ca.crt")
+while True:
+    try:
+        with socket.create_connection((host, 443), timeout=3) as raw:
+            with ctx.wrap_socket(raw, server_hostname=host) as tls:
+                tls.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+                reply = tls.recv(4096)
+                serial = int(tls.getpeercert()["serialNumber"], 16)
+                print("ok serial=%d %s" % (serial, reply.split()[1].decode()), flush=True)
+    except Exception as exc:
+        print("fail", type(exc).__name__, exc, flush=True)
+    time.sleep(1)
+"""
+
+
+def _python_pod(image: str, script: str, *args: str, volumes: list[dict[str, object]],
+                mounts: list[dict[str, object]]) -> dict[str, object]:  # fmt: skip
+    """A container of kvault's own image (Debian's python3 with ``cryptography``)."""
+    return {
+        "restartPolicy": "Always",
+        "containers": [
+            {
+                "name": "main",
+                "image": image,
+                "command": ["/opt/kvault/bin/python", "-c", script, *args],
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+
+
+def _serial(cer_b64: object) -> int:
+    import base64
+
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(base64.b64decode(str(cer_b64))).serial_number
+
+
+def test_certificate_auto_renews_on_schedule_and_the_serving_deployment_rolls_once(
+    kube_cluster: Cluster, namespace: str, operator: Release
+) -> None:
+    """A Deployment serves HTTPS with a certificate the vault's CA issued, projected as a
+    ``kubernetes.io/tls`` Secret; a client pod verifies it against the projected ``ca.crt``
+    and the Service's DNS name. The certificate's ``AutoRenew`` (at 50 % of a 90-second
+    validity: ``validity_seconds``, allowed by the session release's dev-only
+    ``operator.dev.certificateValidityFloorSeconds``) is carried out by the operator's renewal
+    scheduler on real time; the Secret follows, the Deployment rolls once, the new pod serves
+    the new certificate and the client verifies it."""
+    cluster, ns = kube_cluster, namespace
+    apps = k8s.AppsV1Api(cluster.api)
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "web"}})
+    cert_user = "Key Vault Certificate User"
+    _vault(cluster, ns, "main", [sa_role("web", cert_user), sa_role("admin", ADMIN)])
+    plane = data_plane(operator, admin_token(cluster, ns), "main", ns)
+    host = f"web.{ns}.svc"
+    _private_pki(plane)  # the CA "root" and its kvault-ca issuer "team-ca"
+    policy = {
+        **_certificate_policy(),
+        "x509_props": {"subject": "CN=web", "sans": {"dns_names": [host]}, "validity_seconds": 90},
+        "issuer": {"name": "team-ca"},
+        "lifetime_actions": [
+            {"trigger": {"lifetime_percentage": 50}, "action": {"action_type": "AutoRenew"}}
+        ],
+    }
+    plane.request("POST", "/certificates/web-svc/create", {"policy": policy})
+    first = plane.request("GET", "/certificates/web-svc")
+    v1, serial1 = str(first["id"]).rsplit("/", 1)[-1], _serial(first["cer"])
+    create(cluster, ns, "vaultsecrets", "VaultSecret", "web-tls", {
+        "vaultRef": {"name": "main"},
+        "serviceAccountName": "web",
+        "data": [{"secretKey": "tls", "remoteRef": {"kind": "Certificate", "name": "web-svc"}}],
+        "target": {"type": "kubernetes.io/tls"},
+        "rolloutRestart": [{"kind": "Deployment", "name": "web"}],
+    })  # fmt: skip
+    vs = wait_condition(cluster, ns, "vaultsecrets", "web-tls", "True", "Synced")
+    assert vs["status"]["syncedVersions"] == {"tls": v1}
+
+    image = f"kvault.local/kvault:{operator.values['image']['tag']}"
+    server = _python_pod(
+        image,
+        _HTTPS_SERVER,
+        volumes=[{"name": "tls", "secret": {"secretName": "web-tls"}}],
+        mounts=[{"name": "tls", "mountPath": "/etc/tls", "readOnly": True}],
+    )
+    apps.create_namespaced_deployment(ns, {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": server},
+        },
+    })  # fmt: skip
+    cluster.core.create_namespaced_service(ns, {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 443, "targetPort": 8443}]},
+    })  # fmt: skip
+    ca_only = {"secretName": "web-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    client_spec = _python_pod(
+        image,
+        _HTTPS_CLIENT,
+        host,
+        volumes=[{"name": "ca", "secret": ca_only}],
+        mounts=[{"name": "ca", "mountPath": "/etc/ca", "readOnly": True}],
+    )
+    cluster.core.create_namespaced_pod(ns, {"metadata": {"name": "client"}, "spec": client_spec})
+    kube.wait_pod_running(cluster.core, ns, "client")
+    kube.wait_log_line(cluster.core, ns, "client", f"ok serial={serial1} 200", timeout=120)
+    generation, _ = restart_hash(cluster, ns, "web", "web-tls")
+
+    renewed: dict[str, object] = {}
+
+    def new_version() -> bool:
+        renewed.update(plane.request("GET", "/certificates/web-svc"))
+        return str(renewed["id"]).rsplit("/", 1)[-1] != v1
+
+    wait_for(new_version, timeout=150, what="the scheduler to renew the certificate")
+    # One renewal is what this test watches: the next would be due 45 s later.
+    plane.request("PATCH", "/certificates/web-svc/policy", {"lifetime_actions": []})
+    v2, serial2 = str(renewed["id"]).rsplit("/", 1)[-1], _serial(renewed["cer"])
+    assert serial2 != serial1
+
+    def projected() -> bool:
+        vs = get(cluster, ns, "vaultsecrets", "web-tls") or {}
+        status = vs.get("status", {})
+        return bool(
+            status.get("syncedVersions") == {"tls": v2}
+            and restart_hash(cluster, ns, "web", "web-tls")[1] == status.get("contentHash")
+        )
+
+    wait_for(projected, timeout=30, what="the Secret and the rollout restart for the new version")
+    kube.wait_log_line(cluster.core, ns, "client", f"ok serial={serial2} 200", timeout=120)
+    pods = cluster.core.list_namespaced_pod(ns, label_selector="app=web").items
+    logs = [cluster.core.read_namespaced_pod_log(p.metadata.name, ns) for p in pods]
+    assert any(f"serving serial={serial2}" in text for text in logs), logs
+    assert restart_hash(cluster, ns, "web", "web-tls")[0] == generation + 1  # rolled once
+    renewals = [e for e in events(cluster, ns, "main") if e.reason == "CertificateRenewed"]
+    assert len(renewals) == 1 and "web-svc" in renewals[0].message, renewals

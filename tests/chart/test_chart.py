@@ -88,6 +88,7 @@ def test_defaults_render_a_hardened_operator() -> None:
     assert f"--webhook-configuration={NS}-kvault" in args
     assert "--lease-name=kvault-operator" in args
     assert "--publish-ca" in args
+    assert not [a for a in args if a.startswith("--dev-")]  # dev-only settings: never by default
     assert "checksum/values" in dep["spec"]["template"]["metadata"]["annotations"]
     pvc = one(docs, "PersistentVolumeClaim", "kvault-data")
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -155,6 +156,7 @@ def test_two_releases_never_share_cluster_scoped_names() -> None:
         ("webhook.port=70000", "/webhook/port"),
         ("metrics.serviceMonitor.enabled=yes", "/metrics/serviceMonitor/enabled"),
         ("unknownValue=1", "unknownValue"),
+        ("operator.dev.certificateValidityFloorSeconds=0", "/operator/dev"),
     ],
 )
 def test_bad_values_are_refused_with_the_field_named(setting: str, field: str) -> None:
@@ -164,6 +166,12 @@ def test_bad_values_are_refused_with_the_field_named(setting: str, field: str) -
     assert res.returncode != 0
     assert "values don't meet the specifications of the schema" in res.stderr
     assert field in res.stderr, res.stderr
+
+
+def test_dev_certificate_validity_floor_reaches_the_operator() -> None:
+    docs = render("operator.dev.certificateValidityFloorSeconds=60")
+    (container,) = one(docs, "Deployment", "kvault")["spec"]["template"]["spec"]["containers"]
+    assert "--dev-certificate-validity-floor=60" in container["args"]
 
 
 def test_service_monitor_only_when_enabled() -> None:

@@ -19,20 +19,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kvault.errors import BadParameter, IntegrityError
-from kvault.vault.certificates.policy import (
+from kvault.vault.certificates.policy import CertificatePolicy, due_actions, renewal_due
+from kvault.vault.certificates.policy_model import (
     CONTENT_TYPES,
     UPN_OID,
-    CertificatePolicy,
     IssuerRef,
     KeyProps,
     LifetimeAction,
     SubjectAlternativeNames,
     X509Props,
-    due_actions,
-    parse_subject,
-    renewal_due,
-    validity_months_between,
 )
+from kvault.vault.certificates.policy_reflect import validity_months_between
+from kvault.vault.certificates.policy_request import parse_subject
 
 DAY = 86_400
 NOW = 1_700_000_000
@@ -310,11 +308,22 @@ def test_ignores_read_only_and_unknown_members() -> None:
     assert (policy.created, policy.updated) == (NOW, NOW)
 
 
-def test_min_months_raises_the_lower_bound() -> None:
+def test_validity_months_bounds_and_the_dev_only_seconds() -> None:
     assert create(minimal(validity_months=1)).x509.validity_months == 1
-    with pytest.raises(BadParameter, match=r"validity_months must be an integer from 3 to 1200"):
-        create(minimal(validity_months=2), min_months=3)
+    with pytest.raises(BadParameter, match=r"validity_months must be an integer from 1 to 1200"):
+        create(minimal(validity_months=0))
     assert create(minimal(validity_months=1200)).x509.validity_months == 1200
+    with pytest.raises(BadParameter, match=r"validity_seconds is for tests and demos only"):
+        create(minimal(validity_seconds=120))
+    with pytest.raises(BadParameter, match=r"validity_seconds must be an integer from 60 "):
+        create(minimal(validity_seconds=59), validity_floor=60)
+    with pytest.raises(BadParameter, match=r"to 86400"):
+        create(minimal(validity_seconds=86_401), validity_floor=60)
+    short = create(minimal(validity_seconds=120), validity_floor=60)
+    assert short.validity_seconds() == 120
+    assert short.to_response("p")["x509_props"]["validity_seconds"] == 120
+    assert CertificatePolicy.from_doc(short.to_doc()) == short
+    assert "validity_seconds" not in create(minimal()).to_response("p")["x509_props"]
 
 
 # --- validation --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kvault.app.backends import AUDIT_FILE
-from kvault.vault.certificates.policy import AUTO_RENEW, EMAIL_CONTACTS, LifetimeAction
+from kvault.vault.certificates.policy_model import AUTO_RENEW, EMAIL_CONTACTS, LifetimeAction
 from kvault.vault.certificates.renewal import (
     NEAR_EXPIRY,
     RENEWAL_FAILED,
@@ -412,3 +412,55 @@ def _external_pem() -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ) + cert.public_bytes(serialization.Encoding.PEM)
+
+
+# --- dev-only short validity and waking when an action falls due --------------------------------
+
+
+def _seconds_policy(seconds: int, percentage: int = 50) -> dict[str, Any]:
+    doc = _policy(AUTO_RENEW, "lifetime_percentage", percentage)
+    doc["x509_props"] = {"subject": "CN=web.example", "validity_seconds": seconds}
+    return doc
+
+
+async def test_validity_seconds_is_refused_without_a_dev_floor(kv: Kvault) -> None:
+    from kvault.errors import BadParameter, NotFound
+
+    with pytest.raises(BadParameter, match="validity_seconds is for tests and demos only"):
+        await kv.certificates.create("v1", "short", _seconds_policy(60))
+    with pytest.raises(NotFound):
+        await kv.certificates.get_policy("v1", "short")
+
+
+async def test_a_dev_floor_allows_seconds_renews_on_time_and_says_when_to_wake(
+    kv_factory: KvFactory, clock: FakeClock
+) -> None:
+    kv = await kv_factory(certificate_validity_floor=30)
+    await kv.vaults.create("v1", retention_days=30)
+    from kvault.errors import BadParameter
+
+    with pytest.raises(BadParameter, match="from 30"):
+        await kv.certificates.create("v1", "short", _seconds_policy(29))
+    days = _seconds_policy(60)
+    days["lifetime_actions"] = [
+        {"trigger": {"days_before_expiry": 1}, "action": {"action_type": AUTO_RENEW}}
+    ]
+    with pytest.raises(BadParameter, match="use lifetime_percentage"):
+        await kv.certificates.create("v1", "short", days)
+
+    first = await _create(kv, "short", _seconds_policy(60))
+    assert _times(first) == (START, START + 60)  # back-dated by 1/100 of 60 s: none
+    policy = await kv.certificates.get_policy("v1", "short")
+    assert policy.to_response("p")["x509_props"]["validity_seconds"] == 60
+
+    scheduler = _scheduler(kv, clock, Notices())
+    assert await scheduler.tick() == []
+    assert scheduler.next_wait() == 30  # AutoRenew at 50 % of 60 s
+    clock.advance(30)
+    (renewed,) = await scheduler.tick()
+    assert renewed.action == AUTO_RENEW and renewed.outcome == "ok"
+    assert scheduler.next_wait() == 0  # renewed: look again at once for the new version's times
+    assert await scheduler.tick() == []
+    assert scheduler.next_wait() == 30
+    current = await kv.certificates.get("v1", "short")
+    assert _times(current) == (START + 30, START + 90)

@@ -56,12 +56,17 @@ STORAGE: dict[str, StorageFactory] = {"sqlite": _open_sqlite}
 
 @dataclass(frozen=True, slots=True)
 class Backends:
-    """Which HSM plugin and storage backend a process uses, and their options."""
+    """Which HSM plugin and storage backend a process uses, their options, and the domain
+    settings that come from the same command line."""
 
     hsm: str = DEFAULT_HSM
     hsm_options: Mapping[str, str] = field(default_factory=dict)
     storage: str = DEFAULT_STORAGE
     storage_options: Mapping[str, str] = field(default_factory=dict)
+    #: Dev only (tests, demos; never by default): certificate policies may give
+    #: ``x509_props.validity_seconds`` from this many seconds up (see
+    #: :mod:`kvault.vault.certificates.policy`).
+    certificate_validity_floor: int | None = None
 
     def build_hsm(self, data_dir: Path) -> HSM:
         """The plugin, not yet opened; the software HSM without options keeps its root key
@@ -87,9 +92,11 @@ async def open_kvault(
     backends: Backends | None = None,
     clock: Callable[[], float] = time.time,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    certificate_validity_floor: int | None = None,
 ) -> Kvault:
     """The domain over ``hsm`` (opened here), the configured storage in ``data_dir`` and a
-    hash-chained audit log beside it; closing the kvault closes all three."""
+    hash-chained audit log beside it; closing the kvault closes all three.
+    ``certificate_validity_floor``: see :class:`Backends`."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     await hsm.open()
     try:
@@ -99,13 +106,23 @@ async def open_kvault(
         raise
     audit = AuditLog(data_dir / AUDIT_FILE)
     return await Kvault.open(
-        storage, hsm, auditor=audit, clock=clock, max_value_bytes=max_value_bytes
+        storage,
+        hsm,
+        auditor=audit,
+        clock=clock,
+        max_value_bytes=max_value_bytes,
+        certificate_validity_floor=certificate_validity_floor,
     )
 
 
 async def open_configured(data_dir: Path, backends: Backends) -> Kvault:
     """:func:`open_kvault` with the plugin ``backends`` names."""
-    return await open_kvault(data_dir, backends.build_hsm(data_dir), backends=backends)
+    return await open_kvault(
+        data_dir,
+        backends.build_hsm(data_dir),
+        backends=backends,
+        certificate_validity_floor=backends.certificate_validity_floor,
+    )
 
 
 def server_tls(data_dir: Path) -> ServerTLS:

@@ -22,7 +22,8 @@ def add_listener(parser: Any, *, what: str = "port") -> None:
 
 
 def add_cluster(parser: Any, *, audience_help: str) -> None:
-    """``--kubeconfig``, ``--audience``, ``--hsm`` and ``--hsm-option``."""
+    """``--kubeconfig``, ``--audience``, ``--hsm``, ``--hsm-option`` and
+    ``--dev-certificate-validity-floor``."""
     parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, in-cluster, ~/.kube/config")
     parser.add_argument("--audience", action="append", help=audience_help)
     parser.add_argument("--hsm", default=DEFAULT_HSM, help="HSM plugin (software, pkcs11, ...)")
@@ -33,6 +34,13 @@ def add_cluster(parser: Any, *, audience_help: str) -> None:
         metavar="KEY=VALUE",
         help="plugin option (repeatable, one KEY=VALUE each)",
     )
+    parser.add_argument(
+        "--dev-certificate-validity-floor",
+        type=int,
+        metavar="SECONDS",
+        help="tests and demos only: certificate policies may give x509_props.validity_seconds "
+        "from SECONDS up (short-lived certificates that renew on real time); unset: refused",
+    )
 
 
 def port(value: int, flag: str, *, lowest: int = 0) -> int:
@@ -42,7 +50,8 @@ def port(value: int, flag: str, *, lowest: int = 0) -> int:
 
 
 def backends(args: argparse.Namespace) -> Backends:
-    """:class:`kvault.app.backends.Backends` from ``--hsm`` and ``--hsm-option``."""
+    """:class:`kvault.app.backends.Backends` from ``--hsm``, ``--hsm-option`` and
+    ``--dev-certificate-validity-floor``."""
     from kvault.app.backends import Backends, parse_options
     from kvault.errors import ConfigError
 
@@ -50,7 +59,12 @@ def backends(args: argparse.Namespace) -> Backends:
         options = parse_options(args.hsm_option)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    return Backends(hsm=args.hsm, hsm_options=options)
+    floor = args.dev_certificate_validity_floor
+    if floor is not None and floor < 1:
+        raise CliError(
+            f"--dev-certificate-validity-floor must be at least 1 second, got {floor}", EXIT_USAGE
+        )
+    return Backends(hsm=args.hsm, hsm_options=options, certificate_validity_floor=floor)
 
 
 def data_plane(args: argparse.Namespace, **extra: Any) -> DataPlane:

@@ -17,7 +17,7 @@ from kvault.errors import KvaultError
 from kvault.vault.model import VaultInfo
 from kvault.vault.service import Kvault
 
-__all__ = ["DEFAULT_INTERVAL", "each_vault", "outcome_of", "run_passes"]
+__all__ = ["DEFAULT_INTERVAL", "MIN_WAIT", "each_vault", "outcome_of", "run_passes"]
 
 log = logging.getLogger(__name__)
 #: Seconds between two passes of a scheduler.
@@ -44,15 +44,30 @@ def outcome_of(exc: BaseException) -> str:
     return exc.outcome if isinstance(exc, KvaultError) else type(exc).__name__
 
 
+#: The shortest wait between two passes, however soon the next action falls due.
+MIN_WAIT = 1.0
+
+
 async def run_passes(
-    tick: Callable[[], Awaitable[object]], stop: asyncio.Event, interval: float, what: str
+    tick: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+    interval: float,
+    what: str,
+    *,
+    wait: Callable[[], float | None] | None = None,
 ) -> None:
     """``tick`` after ``tick``, ``interval`` seconds apart, until ``stop`` is set (a pass under
-    way finishes first). A failed pass (storage trouble) is logged; the next one tries again."""
+    way finishes first). A failed pass (storage trouble) is logged; the next one tries again.
+    ``wait``, asked after each pass, may shorten the wait to when the next action falls due
+    (seconds from now; ``None``: nothing sooner), never below :data:`MIN_WAIT`."""
     while not stop.is_set():
         try:
             await tick()
         except Exception:
             log.exception("%s pass failed", what)
+        delay = interval
+        sooner = wait() if wait is not None else None
+        if sooner is not None:
+            delay = max(MIN_WAIT, min(interval, sooner))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(stop.wait(), delay)

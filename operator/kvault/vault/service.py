@@ -40,6 +40,7 @@ class Kvault:
         auditor: Auditor | None = None,
         clock: Callable[[], float] = time.time,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        certificate_validity_floor: int | None = None,
     ) -> None:
         self.storage = storage
         self.hsm = hsm
@@ -50,7 +51,9 @@ class Kvault:
         self.core = core
         self.secrets = Secrets(core)
         self.keys = Keys(core, hsm)
-        self.certificates = Certificates(core, self.keys, self.secrets, hsm)
+        self.certificates = Certificates(
+            core, self.keys, self.secrets, hsm, validity_floor=certificate_validity_floor
+        )
         self.vaults = Vaults(core, release=self.keys.release_vault)
         #: Every item kind's engine.
         self.kinds: tuple[Items[Any, Any, Any, Any, Any], ...] = (
@@ -104,10 +107,18 @@ class Kvault:
         auditor: Auditor | None = None,
         clock: Callable[[], float] = time.time,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        certificate_validity_floor: int | None = None,
     ) -> Kvault:
         """The domain over an opened ``storage`` and ``hsm`` (chosen by ``app.backends``,
         never here), started; it owns them from now on (closed with it, or on failure)."""
-        kv = cls(storage, hsm, auditor=auditor, clock=clock, max_value_bytes=max_value_bytes)
+        kv = cls(
+            storage,
+            hsm,
+            auditor=auditor,
+            clock=clock,
+            max_value_bytes=max_value_bytes,
+            certificate_validity_floor=certificate_validity_floor,
+        )
         try:
             await kv.start()
         except BaseException:

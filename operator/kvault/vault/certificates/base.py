@@ -26,10 +26,14 @@ from kvault.vault.secrets import Secrets
 class CertBase(
     ItemBase[CertMeta, CertValue, CertificateProperties, Certificate, DeletedCertificate]
 ):
-    def __init__(self, core: Core, keys: Keys, secrets: Secrets) -> None:
+    def __init__(
+        self, core: Core, keys: Keys, secrets: Secrets, validity_floor: int | None = None
+    ) -> None:
         super().__init__(core, CERTIFICATE)
         self._keys, self._secrets = keys, secrets
         self._ops = CERTIFICATE.operations
+        #: The dev validity floor (seconds) that lets policies give ``validity_seconds``.
+        self._validity_floor = validity_floor
 
     async def _companion(self, vault: VaultInfo, what: str, lname: str) -> tuple[int, bytes] | None:
         key, ctx = layout.certificate_row(vault.id, what, lname)

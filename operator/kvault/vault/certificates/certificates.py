@@ -23,6 +23,7 @@ from kvault.crypto import bundles
 from kvault.crypto import x509build as xb
 from kvault.errors import BadParameter, Conflict, NotFound
 from kvault.hsm.base import HSM
+from kvault.vault import layout
 from kvault.vault.certificates import issuance
 from kvault.vault.certificates.base import new_request_id, operation_view
 from kvault.vault.certificates.companions import CertCompanions
@@ -31,6 +32,7 @@ from kvault.vault.certificates.policy import CertificatePolicy
 from kvault.vault.certificates.records import PendingRecord
 from kvault.vault.certificates.schedules import CertSchedules
 from kvault.vault.core import LOCAL, Caller, Core, Outcome
+from kvault.vault.items import paging
 from kvault.vault.items.base import SCHEDULER, UNSET
 from kvault.vault.items.engine import Items
 from kvault.vault.keys import Keys
@@ -40,6 +42,7 @@ from kvault.vault.model import (
     CertificateOperation,
     CertificateProperties,
     DeletedCertificate,
+    Page,
     VaultInfo,
 )
 from kvault.vault.secrets import Secrets
@@ -64,8 +67,16 @@ class Certificates(
     """Every operation on certificates (companion rows in :mod:`.companions`, what the
     renewal scheduler reads in :mod:`.schedules`)."""
 
-    def __init__(self, core: Core, keys: Keys, secrets: Secrets, hsm: HSM) -> None:
-        super().__init__(core, keys, secrets)
+    def __init__(
+        self,
+        core: Core,
+        keys: Keys,
+        secrets: Secrets,
+        hsm: HSM,
+        *,
+        validity_floor: int | None = None,
+    ) -> None:
+        super().__init__(core, keys, secrets, validity_floor)
         self.owned = (keys, secrets)
 
     # -- new versions ---------------------------------------------------------------------
@@ -86,7 +97,9 @@ class Certificates(
         with core.audited(caller, vault_name, self._ops["Create"], name) as outcome:
             lname = self._lname(name)
             now = core.now()
-            policy = CertificatePolicy.from_request(policy_doc, now)
+            policy = CertificatePolicy.from_request(
+                policy_doc, now, validity_floor=self._validity_floor
+            )
             if not isinstance(enabled, bool):
                 raise BadParameter("attributes.enabled must be true or false")
             vault = await core.active_vault(vault_name)
@@ -132,6 +145,8 @@ class Certificates(
             key=self._keys.kind.codec.encode_value(key),
             enabled=enabled,
             tags=dict(tags or {}),
+            name=name,
+            created=self._core.now(),
         )
 
         async def attempt() -> None:
@@ -297,6 +312,8 @@ class Certificates(
             request_id=record.request_id,
             version=version,
             csr=record.csr,
+            name=name,
+            created=record.created,
         )
 
         async def attempt() -> None:
@@ -448,25 +465,120 @@ class Certificates(
         return replace(cert, policy=policy and policy[1])
 
     async def _waiting(self, vault: VaultInfo, lname: str, name: str) -> Certificate | None:
-        """The pending first version of a certificate that has none yet."""
-        if await self._head(vault, lname) is not None:
+        """The pending first version of a certificate that has none yet (and is not deleted)."""
+        if await self._head(vault, lname) is not None or await self._deleted(vault, lname):
             return None
         found = await self._pending(vault, lname)
         if found is None or found[1].status != "inProgress":
             return None
         policy = await self._policy(vault, lname)
-        now = self._core.now()
-        props = CertificateProperties(
+        props = self._pending_properties(vault, name, found[1])
+        return Certificate(props, b"", (), policy and policy[1], pending=True)
+
+    def _pending_properties(
+        self, vault: VaultInfo, name: str, record: PendingRecord
+    ) -> CertificateProperties:
+        """A version waiting for ``merge``, as reads and listings show it: disabled, without
+        a thumbprint."""
+        created = record.created or self._core.now()
+        return CertificateProperties(
             vault.name,
             name,
-            found[1].version,
+            record.version,
             False,
-            now,
-            now,
+            created,
+            created,
             recovery_level=vault.recovery_level,
             recoverable_days=vault.retention_days,
         )
-        return Certificate(props, b"", (), policy and policy[1], pending=True)
+
+    async def list(
+        self,
+        vault_name: str,
+        *,
+        max_results: int | None = None,
+        token: str | None = None,
+        include_pending: bool = False,
+        caller: Caller = LOCAL,
+    ) -> Page[CertificateProperties]:
+        """The certificates' current versions, by name. ``include_pending`` (Azure's
+        ``includePending``) adds the certificates that are not completely provisioned: those
+        whose only version waits for ``merge`` (an ``Unknown`` issuer's first create), listed
+        as :meth:`get` shows them (disabled, no thumbprint)."""
+        if not include_pending:
+            return await super().list(
+                vault_name, max_results=max_results, token=token, caller=caller
+            )
+        core = self._core
+        with core.audited(caller, vault_name, self._list):
+            size = paging.page_size(max_results)
+            vault = await core.active_vault(vault_name)
+            self._authorize(caller, vault, self._list, None)
+            return await self._page_with_pending(vault, size, token)
+
+    async def _page_with_pending(
+        self, vault: VaultInfo, size: int, token: str | None
+    ) -> Page[CertificateProperties]:
+        """One page of the heads and the pending-only operations merged by name. Both are
+        read a page at a time from where the token points; a name is final once it sorts
+        at or before the last row of every source that has more (so a long run of
+        completed operations costs reads, never memory). The token is the last name, as in
+        every listing."""
+        store = self._core.store
+        heads = self._rows.heads(vault.id)
+        operations = layout.certificate_rows(vault.id, "co")
+        start = paging.start_after(token, self._lname)
+        out: list[CertificateProperties] = []
+        while True:
+            found_heads, more_heads = await store.page(
+                heads,
+                lambda lname: self._rows.head_context(vault.id, lname),
+                start_after=start,
+                size=size,
+            )
+            found_ops, more_ops = await store.page(
+                operations,
+                lambda lname: layout.certificate_context(vault.id, "co", lname),
+                start_after=start,
+                size=size,
+            )
+            ends = [
+                rows[-1].suffix
+                for rows, more in ((found_heads, more_heads), (found_ops, more_ops))
+                if more
+            ]
+            bound = min(ends) if ends else None
+            props = {
+                row.suffix: self.kind.properties(self._codec.decode_head(row.plaintext).meta, vault)
+                for row in found_heads
+            }
+            for row in found_ops:
+                if row.suffix in props:
+                    continue  # a certificate with versions: listed by its head
+                record = PendingRecord.decode(row.plaintext)
+                if record.status == "inProgress" and not await self._deleted(vault, row.suffix):
+                    name = record.name or row.suffix
+                    props[row.suffix] = self._pending_properties(vault, name, record)
+            window = sorted(n for n in props if bound is None or n <= bound)
+            taken = window[: size - len(out)]
+            out.extend(props[n] for n in taken)
+            if len(out) == size:
+                more = len(taken) < len(window) or bound is not None
+                return Page(out, paging.token(taken[-1]) if more else None)
+            if bound is None:
+                return Page(out, None)
+            start = bound
+
+    async def issued(
+        self, vault_name: str, name: str, version: str
+    ) -> CertificateProperties | None:
+        """The properties of version ``version`` of ``name`` once it is issued; ``None``
+        while it waits for ``merge`` (or when it is gone). The operator's read for its
+        ``CertificateIssued`` notice of a change it was told of: not audited, and no value
+        leaves (the leaf is public, the key and secret are not read)."""
+        vault = await self._core.active_vault(vault_name)
+        found = await self._version(vault, self._lname(name), version)
+        return None if found is None else self.kind.properties(found[1].meta, vault)
 
     async def with_content(self, vault_name: str, props: CertificateProperties) -> Certificate:
         """The version ``props`` describes, with its certificate (and the policy when it is

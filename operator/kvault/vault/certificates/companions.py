@@ -153,7 +153,7 @@ class CertCompanions(CertBase):
                 found = await self._policy(vault, lname)
                 if found is None:
                     raise self._not_found(name)
-                policy = found[1].merged(patch, core.now())
+                policy = found[1].merged(patch, core.now(), validity_floor=self._validity_floor)
                 txn = core.store.txn()
                 await self._put_policy(txn, vault, lname, policy)
                 await core.store.commit(txn)
@@ -318,6 +318,34 @@ def _contacts(given: Any) -> list[dict[str, str]]:
     return out
 
 
+def _given(doc: Mapping[str, Any], field: str, where: str = "") -> Mapping[str, Any] | None:
+    """An object member: ``None`` when it is missing or null."""
+    value = doc.get(field)
+    if value is not None and not isinstance(value, Mapping):
+        raise BadParameter(f"{where}{field} must be an object")
+    return value
+
+
+def _cleared(doc: Mapping[str, Any], field: str, where: str) -> str | None:
+    """A string inside a given part: missing, null and empty all mean "none"."""
+    return _string(doc, field, where) or None
+
+
+def _admins(org: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
+    given = org.get("admin_details")
+    if given is None:
+        return ()
+    if not isinstance(given, list):
+        raise BadParameter("org_details.admin_details must be a list of objects")
+    admins = []
+    for i, admin in enumerate(given):
+        where = f"org_details.admin_details[{i}]."
+        if not isinstance(admin, Mapping):
+            raise BadParameter(f"{where[:-1]} must be an object")
+        admins.append({f: v for f in _ADMIN_FIELDS if (v := _string(admin, f, where))})
+    return tuple(admins)
+
+
 def _issuer_record(
     name: str,
     doc: Mapping[str, Any],
@@ -325,35 +353,44 @@ def _issuer_record(
     old: IssuerRecord | None,
     now: int,
 ) -> IssuerRecord:
-    """The record a PUT (``base`` None) or PATCH (``base``: the stored one) makes."""
-    provider = _string(doc, "provider", "") or (base.provider if base else None)
+    """The record a PUT (``base`` None: the issuer ``doc`` describes) or a PATCH (``base``:
+    the stored one) makes, checked whole before anything is written.
+
+    A PATCH changes what it names, as Azure's update does: a member that is missing or null
+    is left as it is; ``provider`` and ``attributes.enabled`` replace theirs; a given
+    ``credentials`` or ``org_details`` replaces that part whole, so a field it leaves out,
+    sends null or sends empty is cleared (``{"org_details": {"id": "o"}}`` leaves no
+    administrators, which is how ``az keyvault certificate issuer admin delete`` removes the
+    last one; ``{"credentials": {"account_id": "a"}}`` forgets the password)."""
+    provider = _string(doc, "provider", "")
+    if provider is None and base is not None:
+        provider = base.provider
     if not provider:
-        raise BadParameter("provider is required (e.g. kvault-ca)")
-    creds = doc.get("credentials") or {}
-    org = doc.get("org_details") or {}
-    attrs = doc.get("attributes") or {}
-    for field, value in (("credentials", creds), ("org_details", org), ("attributes", attrs)):
-        if not isinstance(value, Mapping):
-            raise BadParameter(f"{field} must be an object")
-    admins_in = org.get("admin_details")
-    admins: tuple[dict[str, str], ...] = base.admins if base else ()
-    if admins_in is not None:
-        if not isinstance(admins_in, list) or not all(isinstance(a, Mapping) for a in admins_in):
-            raise BadParameter("org_details.admin_details must be a list of objects")
-        admins = tuple(
-            {f: v for f in _ADMIN_FIELDS if (v := _string(a, f, f"admin_details[{i}]."))}
-            for i, a in enumerate(admins_in)
-        )
-    enabled = attrs.get("enabled", base.enabled if base else True)
+        raise BadParameter("provider is required: a non-empty string (e.g. kvault-ca)")
+    creds = _given(doc, "credentials")
+    org = _given(doc, "org_details")
+    attrs = _given(doc, "attributes")
+    if creds is not None:
+        account_id = _cleared(creds, "account_id", "credentials.")
+        password = _cleared(creds, "pwd", "credentials.")
+    else:
+        account_id = base.account_id if base else None
+        password = base.password if base else None
+    if org is not None:
+        org_id, admins = _cleared(org, "id", "org_details."), _admins(org)
+    else:
+        org_id, admins = (base.org_id, base.admins) if base else (None, ())
+    enabled = None if attrs is None else attrs.get("enabled")
+    if enabled is None:
+        enabled = base.enabled if base else True
     if not isinstance(enabled, bool):
         raise BadParameter("attributes.enabled must be true or false")
     return IssuerRecord(
         name=name,
         provider=provider,
-        account_id=_string(creds, "account_id", "credentials.")
-        or (base.account_id if base else None),
-        password=_string(creds, "pwd", "credentials.") or (base.password if base else None),
-        org_id=_string(org, "id", "org_details.") or (base.org_id if base else None),
+        account_id=account_id,
+        password=password,
+        org_id=org_id,
         admins=admins,
         enabled=enabled,
         created=old.created if old else now,

@@ -22,7 +22,9 @@ from kvault.vault.keys.kind import KeyValue
 from kvault.vault.keys.material import Material
 
 T = TypeVar("T")
-#: Real Key Vault back-dates ``nbf`` by ten minutes (clock skew between parties).
+#: Real Key Vault back-dates ``nbf`` by ten minutes (clock skew between parties); never by
+#: more than a hundredth of the validity, so a dev certificate of seconds is not born due for
+#: renewal (a lifetime percentage counts from ``nbf``).
 BACKDATE = 600
 
 
@@ -50,7 +52,9 @@ def spec(policy: CertificatePolicy, now: int) -> xb.CertSpec:
     """The X.509 content the policy asks for, valid from ``now`` (back-dated)."""
     x = policy.x509
     sans = x.sans
-    start = datetime.fromtimestamp(now - BACKDATE, UTC)
+    validity = policy.validity_seconds()
+    backdate = min(BACKDATE, validity // 100)
+    start = datetime.fromtimestamp(now - backdate, UTC)
     names = certs_errors(
         lambda: xb.Names(
             dns=tuple(sans.dns_names),
@@ -67,7 +71,7 @@ def spec(policy: CertificatePolicy, now: int) -> xb.CertSpec:
         ekus=tuple(x.ekus),
         key_usage=tuple(x.key_usage),
         not_before=start,
-        not_after=start + timedelta(seconds=BACKDATE + policy.validity_seconds()),
+        not_after=start + timedelta(seconds=backdate + validity),
         ca=x.ca,
     )
 

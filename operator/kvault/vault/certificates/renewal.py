@@ -36,7 +36,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from kvault.vault.certificates.policy import AUTO_RENEW, EMAIL_CONTACTS, CertificatePolicy
+from kvault.vault.certificates.policy import CertificatePolicy, due_times
+from kvault.vault.certificates.policy_model import AUTO_RENEW, EMAIL_CONTACTS
 from kvault.vault.certificates.schedules import CertificateSchedule, renewal_at
 from kvault.vault.items.base import SCHEDULER
 from kvault.vault.model import Certificate, VaultInfo
@@ -128,11 +129,14 @@ class RenewalScheduler:
         self._notify = notify
         self._observe = observe
         self._clock = clock if clock is not None else kv.core.clock
+        #: When the earliest action not yet done falls due, as of the last pass.
+        self._next_due: int | None = None
 
     async def tick(self) -> list[Action]:
         """One pass over every active vault; the actions done (or tried), in order."""
         done: list[Action] = []
         times: list[CertificateTimes] = []
+        upcoming: list[int] = []
         certificates = self._kv.certificates
         async for vault, schedules in each_vault(
             self._kv, certificates.schedules, "certificate policies"
@@ -141,9 +145,17 @@ class RenewalScheduler:
                 acted, renewed = await self._certificate(vault, cert)
                 done += acted
                 times.append(_times(vault, cert, renewed))
+                upcoming += _upcoming(cert, renewed, int(self._clock()))
+        self._next_due = min(upcoming, default=None)
         if self._observe is not None:
             self._observe(times)
         return done
+
+    def next_wait(self) -> float | None:
+        """Seconds until the earliest action the last pass saw coming (``None``: none)."""
+        if self._next_due is None:
+            return None
+        return self._next_due - self._clock()
 
     async def _certificate(
         self, vault: VaultInfo, cert: CertificateSchedule
@@ -217,7 +229,18 @@ class RenewalScheduler:
     async def run(self, stop: asyncio.Event, interval: float = DEFAULT_INTERVAL) -> None:
         """Pass after pass, ``interval`` seconds apart, until ``stop`` is set (a pass under
         way finishes first)."""
-        await run_passes(self.tick, stop, interval, "certificate renewal")
+        await run_passes(self.tick, stop, interval, "certificate renewal", wait=self.next_wait)
+
+
+def _upcoming(cert: CertificateSchedule, renewed: Certificate | None, now: int) -> list[int]:
+    """When the actions ahead of ``cert``'s current version fall due. A certificate this pass
+    renewed is due for another look at once: the next pass learns its new version's times."""
+    if renewed is not None:
+        return [now]
+    times = due_times(cert.policy, cert.not_before, cert.expires)
+    return [
+        at for action, at in times.items() if at > now and (action != AUTO_RENEW or cert.renewable)
+    ]
 
 
 def _notice(

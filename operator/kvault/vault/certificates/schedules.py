@@ -18,7 +18,8 @@ from kvault.barrier.view import ABSENT
 from kvault.errors import IntegrityError
 from kvault.vault import layout
 from kvault.vault.certificates.base import CertBase
-from kvault.vault.certificates.policy import AUTO_RENEW, UNKNOWN, CertificatePolicy, due_actions
+from kvault.vault.certificates.policy import CertificatePolicy, due_actions
+from kvault.vault.certificates.policy_model import AUTO_RENEW, UNKNOWN
 from kvault.vault.model import VaultInfo
 from kvault.vault.records import dump
 
