@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kvault.app.backends import AUDIT_FILE
+from kvault.app.backends import AUDIT_FILE, DB_FILE
 from kvault.audit.event import AuditEvent
 from kvault.audit.log import AuditLog
 from kvault.errors import NotFound
@@ -96,3 +96,40 @@ def test_verify_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     result = _kvault("audit", "verify", str(tmp_path / "nope.log"))
     assert result.returncode == 2
     assert "cannot read" in result.stderr
+
+
+async def test_verify_against_the_data_directory_finds_a_version_without_its_line(
+    tmp_path: Path,
+) -> None:
+    """``--against`` opens the data directory and names every stored version that no line
+    accounts for: here one written by a kvault that had no audit log."""
+    from kvault.app.backends import open_kvault
+    from kvault.hsm.registry import load
+    from kvault.storage.sqlite import SQLiteStorage
+    from kvault.vault.service import Kvault as Plain
+
+    data, key = tmp_path / "data", tmp_path / "root.key"
+    kv = await open_kvault(data, load("software", {"key_file": str(key)}))
+    await kv.vaults.create("v1")
+    await kv.secrets.set("v1", "audited", "one")
+    await kv.keys.create("v1", "signer", "EC", crv="P-256")
+    await kv.close()
+    args = ("--against", str(data), "--hsm", "software", "--hsm-option", f"key_file={key}")
+    path = data / AUDIT_FILE
+    result = _kvault("audit", "verify", str(path), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every stored version has its audit line" in result.stdout
+
+    storage = SQLiteStorage(data / DB_FILE)
+    await storage.open()
+    hsm = load("software", {"key_file": str(key)})
+    await hsm.open()
+    silent = await Plain.open(storage, hsm)
+    hidden = await silent.secrets.set("v1", "unaudited", "two")
+    await silent.close()
+    result = _kvault("audit", "verify", str(path), *args)
+    assert result.returncode == 1
+    assert f"secret v1/unaudited version {hidden.properties.version}: no audit line" in (
+        result.stdout
+    )
+    assert "1 stored versions have no audit line" in result.stdout

@@ -142,7 +142,9 @@ async def test_lifetime_percentage_renews_once_due_and_key_and_secret_follow(
     assert loaded.public_bytes(serialization.Encoding.DER) == current.cer
     assert await scheduler.tick() == []  # the new version's clock starts now
 
-    (line,) = [ln for ln in _audit(tmp_path) if ln["operation"] == "CertificateRenew"]
+    # Its commit was announced first (the committing line names the new version), then done.
+    announced, line = [ln for ln in _audit(tmp_path) if ln["operation"] == "CertificateRenew"]
+    assert (announced["outcome"], announced["version"]) == ("committing", new)
     assert (line["principal"], line["item"], line["version"], line["outcome"]) == (
         "kvault",
         "web",
@@ -319,7 +321,11 @@ async def test_a_failed_renewal_is_reported_retried_and_stops_no_other(
     assert (done["self"].action, done["self"].outcome) == (AUTO_RENEW, "ok")
     failed = next(n for n in notices.notices if n.reason == RENEWAL_FAILED)
     assert (failed.certificate, failed.outcome) == ("leaf", "BadParameter")
-    line = [ln for ln in _audit(tmp_path) if ln["operation"] == "CertificateRenew"][-2:]
+    line = [
+        ln
+        for ln in _audit(tmp_path)
+        if ln["operation"] == "CertificateRenew" and ln["outcome"] != "committing"
+    ][-2:]
     assert {(ln["item"], ln["outcome"]) for ln in line} == {
         ("leaf", "BadParameter"),
         ("self", "ok"),

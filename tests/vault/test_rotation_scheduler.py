@@ -80,7 +80,8 @@ async def test_time_after_create_rotates_once_the_clock_passes_it(
     assert await scheduler.tick() == []  # the new version's clock starts now
     assert notices.events == []
 
-    (line,) = [ln for ln in _audit(tmp_path) if ln["operation"] == "KeyRotate"]
+    announced, line = [ln for ln in _audit(tmp_path) if ln["operation"] == "KeyRotate"]
+    assert (announced["outcome"], announced["version"]) == ("committing", rotated.new_version)
     assert (line["principal"], line["item"], line["version"], line["outcome"]) == (
         "kvault",
         "signer",

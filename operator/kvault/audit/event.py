@@ -20,9 +20,16 @@ class AuditEvent:
 class Auditor(Protocol):
     def record(self, event: AuditEvent) -> None: ...
 
+    async def settle(self) -> None:
+        """Return once every line recorded so far is durable (on disk, not only written)."""
+        ...
+
 
 class NullAuditor:
     """For tools that run without an audit log (benchmarks)."""
 
     def record(self, event: AuditEvent) -> None:
+        return None
+
+    async def settle(self) -> None:
         return None

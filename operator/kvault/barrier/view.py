@@ -7,7 +7,7 @@ above the barrier builds storage operations, so no write can skip encryption.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -59,6 +59,8 @@ class SealedView:
     def __init__(self, storage: Storage, barrier: Barrier) -> None:
         self._storage = storage
         self._barrier = barrier
+        #: Awaited before every commit (the domain writes the audit line of the change there).
+        self.before_commit: Callable[[], Awaitable[None]] | None = None
 
     async def get(self, key: str, ctx: Context) -> tuple[int, bytes] | None:
         """The revision and plaintext of ``key``, or ``None`` when absent."""
@@ -124,4 +126,6 @@ class SealedView:
     async def commit(self, txn: Txn) -> None:
         """Apply ``txn`` atomically; raises :class:`kvault.errors.StorageConflict` when an
         expectation does not hold (nothing is written then)."""
+        if self.before_commit is not None:
+            await self.before_commit()
         await self._storage.commit(txn.ops)

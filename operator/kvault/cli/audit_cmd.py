@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kvault.app.defaults import DEFAULT_HSM
 from kvault.audit.verify import verify
+from kvault.cli import flags
+
+if TYPE_CHECKING:
+    from kvault.app.audit_check import Unaudited
 
 
 def register(groups: Any) -> None:
     audit = groups.add_parser("audit", help="work with audit logs")
     verbs = audit.add_subparsers(dest="verb", required=True, metavar="VERB")
-    v = verbs.add_parser("verify", help="check an audit log's hash chain")
+    v = verbs.add_parser(
+        "verify",
+        help="check an audit log's hash chain (and, with --against, that every stored version "
+        "has its line)",
+    )
     v.add_argument("file", type=Path)
+    v.add_argument(
+        "--against",
+        type=Path,
+        metavar="DATA_DIR",
+        help="kvault's data directory: cross-check every stored item version against the log "
+        "(opened read only, with --hsm/--hsm-option as the server uses them)",
+    )
+    v.add_argument("--hsm", default=DEFAULT_HSM, help="HSM plugin of that data directory")
+    v.add_argument("--hsm-option", action="append", default=[], metavar="KEY=VALUE")
+    v.add_argument("--dev-certificate-validity-floor", type=int, help=argparse.SUPPRESS)
     v.set_defaults(handler=_verify)
 
 
@@ -25,11 +45,32 @@ def _verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"kvault: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 2
-    if result.ok:
-        print(f"{path}: {result.lines} lines, chain intact")
+    if not result.ok:
+        print(
+            f"{path}: chain broken at line {result.broken_at}: {result.reason} "
+            f"({result.lines} lines before it verified)"
+        )
+        return 1
+    print(f"{path}: {result.lines} lines, chain intact")
+    if args.against is None:
         return 0
-    print(
-        f"{path}: chain broken at line {result.broken_at}: {result.reason} "
-        f"({result.lines} lines before it verified)"
-    )
+    missing = asyncio.run(_cross_check(args, path))
+    if not missing:
+        print(f"{args.against}: every stored version has its audit line")
+        return 0
+    for m in missing:
+        print(f"{args.against}: {m.kind} {m.vault}/{m.item} version {m.version}: no audit line")
+    print(f"{args.against}: {len(missing)} stored versions have no audit line")
     return 1
+
+
+async def _cross_check(args: argparse.Namespace, path: Path) -> list[Unaudited]:
+    from kvault.app.audit_check import audit_lines, unaudited_versions
+    from kvault.app.backends import open_kvault
+
+    backends = flags.backends(args)
+    kv = await open_kvault(args.against, backends.build_hsm(args.against), backends=backends)
+    try:
+        return await unaudited_versions(kv, audit_lines(path))
+    finally:
+        await kv.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from kvault.audit.event import AuditEvent, Auditor, NullAuditor
@@ -50,6 +51,24 @@ class Outcome:
     item: str = ""
 
 
+#: The outcome of the audit line written before an operation's first commit.
+COMMITTING = "committing"
+
+
+@dataclass(slots=True)
+class _Running:
+    """The audited operation this task is in, for the line its first commit writes."""
+
+    caller: Caller
+    vault: str
+    operation: str
+    outcome: Outcome
+    announced: bool = False
+
+
+_RUNNING: ContextVar[_Running | None] = ContextVar("kvault_audited_operation", default=None)
+
+
 @dataclass(slots=True)
 class Core:
     barrier: Barrier
@@ -64,12 +83,20 @@ class Core:
     def now(self) -> int:
         return int(self.clock())
 
+    def __post_init__(self) -> None:
+        self.barrier.view.before_commit = self._announce
+
     @contextmanager
     def audited(
         self, caller: Caller, vault: str, operation: str, item: str = ""
     ) -> Iterator[Outcome]:
-        """Record the operation once it ends: ``ok``, or the code of the error that ended it."""
+        """Record the operation once it ends: ``ok``, or the code of the error that ended it.
+
+        An operation that changes storage also gets a ``committing`` line before its first
+        commit, written durably first (:meth:`_announce`): a crash between the commit and the
+        final line leaves no change without its audit line."""
         outcome = Outcome(item=item)
+        token = _RUNNING.set(_Running(caller, vault, operation, outcome))
         try:
             yield outcome
         except KvaultError as exc:
@@ -78,6 +105,8 @@ class Core:
         except BaseException:
             self.record(caller, vault, operation, outcome, "InternalError")
             raise
+        finally:
+            _RUNNING.reset(token)
         self.record(caller, vault, operation, outcome, "ok")
         if operation in self.mutations:
             self.changes.publish(Change(vault, operation, outcome.item, outcome.version))
@@ -95,6 +124,15 @@ class Core:
                 caller.request_id,
             )
         )
+
+    async def _announce(self) -> None:
+        """Before a commit: the running operation's ``committing`` line, once, on disk."""
+        running = _RUNNING.get()
+        if running is None or running.announced:
+            return
+        running.announced = True
+        self.record(running.caller, running.vault, running.operation, running.outcome, COMMITTING)
+        await self.auditor.settle()
 
     @property
     def store(self) -> SealedView:

@@ -118,6 +118,7 @@ class Items(Lifecycle[M, V, P, I, D]):
                 # make has effects outside storage (an HSM object): refuse before, not after
                 await self._refuse_deleted(vault, lname, name)
             value = await make(vault, meta)
+            outcome.version = meta.version  # before the commit: its audit line names it
 
             async def attempt() -> None:
                 txn = core.store.txn()
@@ -130,7 +131,6 @@ class Items(Lifecycle[M, V, P, I, D]):
                 if discard is not None:
                     await discard(value)
                 raise
-            outcome.version = meta.version
             return kind.item(kind.properties(meta, vault), value)
 
     async def _stage_update(
