@@ -209,6 +209,19 @@ def test_full_vaultsecret_is_kept_as_written(objects: client.CustomObjectsApi, n
     assert [r["kind"] for r in spec["rolloutRestart"]] == ["Deployment", "StatefulSet"]
 
 
+def test_keystores_get_their_defaults(objects: client.CustomObjectsApi, ns: str) -> None:
+    (vs,) = crds.load_examples("vaultsecret-keystores.yaml")
+    del vs["spec"]["data"][0]["keystores"]["pkcs12"]["profile"]
+    (entry,) = _create(objects, ns, _unique(vs))["spec"]["data"]
+    assert entry["keystores"] == {
+        "pkcs12": {
+            "create": True,
+            "passwordRef": {"kind": "Secret", "name": "web-keystore-password"},
+            "profile": "Modern2023",
+        }
+    }
+
+
 @pytest.mark.parametrize(
     "spec",
     [
@@ -229,6 +242,25 @@ def test_full_vaultsecret_is_kept_as_written(objects: client.CustomObjectsApi, n
                 "target": {"type": "kubernetes.io/dockerconfigjson"},
             },
             id="dockerconfigjson",
+        ),
+        pytest.param(
+            {
+                "vaultRef": {"name": "v"},
+                "data": [
+                    {
+                        "secretKey": "web",
+                        "remoteRef": {"name": "web", "kind": "Certificate"},
+                        "keystores": {
+                            "pkcs12": {
+                                "create": True,
+                                "passwordRef": {"name": "web-pw", "version": "0" * 32},
+                                "profile": "LegacyDES",
+                            }
+                        },
+                    }
+                ],
+            },
+            id="certificate-keystores-legacy-des",
         ),
         pytest.param({"vaultRef": {"name": "v"}, "dataFrom": [{"prefix": ""}]}, id="prefix-all"),
         pytest.param(
@@ -406,6 +438,12 @@ REJECTED: list[Any] = [
                 "Blob",
                 ["spec.data[0].remoteRef.kind", "Certificate"],
             ),
+            (
+                "keystores-on-a-secret",
+                "spec.data.0.keystores",
+                {"pkcs12": {"create": True, "passwordRef": {"name": "pw"}}},
+                ["spec.data[0].keystores", "keystores apply to remoteRef.kind Certificate only"],
+            ),
             ("secretkey-slash", "spec.data.0.secretKey", "a/b", ["spec.data[0].secretKey"]),
             ("secretkey-dotdot", "spec.data.0.secretKey", "..", ["spec.data[0].secretKey", "'..'"]),
             (
@@ -537,6 +575,48 @@ REJECTED: list[Any] = [
         ["spec.allowPurgeOnDelete", "purgeProtection"],
         id="purge-on-delete-with-protection",
     ),
+    *[
+        pytest.param(
+            VAULT_SECRET,
+            _set(
+                "spec.data.0",
+                {
+                    "secretKey": "tls",
+                    "remoteRef": {"name": "web", "kind": "Certificate"},
+                    "keystores": {"pkcs12": pkcs12},
+                },
+            ),
+            expected,
+            id=id_,
+        )
+        for id_, pkcs12, expected in (
+            (
+                "keystore-profile-rc2",
+                {"create": True, "passwordRef": {"name": "pw"}, "profile": "LegacyRC2"},
+                ["spec.data[0].keystores.pkcs12.profile", 'supported values: "Modern2023"'],
+            ),
+            (
+                "keystore-no-password",
+                {"create": True},
+                ["spec.data[0].keystores.pkcs12.passwordRef", "Required value"],
+            ),
+            (
+                "keystore-password-kind",
+                {"create": True, "passwordRef": {"name": "pw", "kind": "Certificate"}},
+                ["spec.data[0].keystores.pkcs12.passwordRef.kind", '"Secret"'],
+            ),
+            (
+                "keystore-password-name",
+                {"create": True, "passwordRef": {"name": "pw_1"}},
+                ["spec.data[0].keystores.pkcs12.passwordRef.name"],
+            ),
+            (
+                "keystore-create-not-bool",
+                {"create": "yes", "passwordRef": {"name": "pw"}},
+                ["spec.data[0].keystores.pkcs12.create", "boolean"],
+            ),
+        )
+    ],
     pytest.param(
         VAULT_SECRET,
         _drop("spec.vaultRef"),

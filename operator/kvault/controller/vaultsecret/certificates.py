@@ -19,6 +19,10 @@ certificate is its own CA; a merged certificate whose chain stops below a self-s
 gets no CA key (kvault does not have its CA). A certificate whose key is not exportable (or
 lives in an HSM) has no key in its secret and is refused. A missing or disabled certificate
 keeps the last projection, as for secrets.
+
+With ``keystores.pkcs12`` the entry also writes PKCS#12 files (``keystore.p12``,
+``truststore.p12``), encrypted with a password read from a third item, a vault secret
+(:mod:`~kvault.controller.vaultsecret.keystores`).
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from kvault.controller.vaultsecret.keystores import check_pkcs12, keystore_parts, password_need
 from kvault.controller.vaultsecret.outcome import Refused
 from kvault.controller.vaultsecret.plan import Ref
 from kvault.controller.vaultsecret.source import Need, Projected, Reading
+from kvault.controller.vaultsecret.values import Value
 from kvault.crypto.pem import cert_pem, private_pem
 from kvault.crypto.x509build import same_key
 from kvault.errors import ItemDisabled, NotFound
@@ -76,8 +82,10 @@ class CertificateSource:
     def scope(self, name: str) -> str:
         return f"certificates/{name}"
 
-    def also_needs(self, name: str) -> Sequence[Need]:
-        return [Need("SecretGet", f"secrets/{name}", _KEY_NOTE.format(name=name))]
+    def also_needs(self, ref: Ref) -> Sequence[Need]:
+        """The secret holding the key; and the keystores' password, when asked for."""
+        note = _KEY_NOTE.format(name=ref.name)
+        return [Need("SecretGet", f"secrets/{ref.name}", note), *password_need(ref)]
 
     async def find(self, reading: Reading, selector: Mapping[str, Any]) -> list[Ref]:
         """``dataFrom`` selects secrets only (:data:`~.sources.DATA_FROM_KIND`)."""
@@ -86,6 +94,7 @@ class CertificateSource:
     async def get(self, reading: Reading, ref: Ref) -> Projected:
         plan = reading.plan
         where = f"of vault {plan.vault_ref}"
+        check_pkcs12(ref)  # the CRD refuses it first; never guess
         try:
             cert = await reading.kv.certificates.get(
                 plan.vault, ref.name, ref.version, caller=reading.caller
@@ -123,14 +132,21 @@ class CertificateSource:
                 drop=False,
             )
         crt_key, key_key, ca_key = part_keys(ref.key)
-        parts = {
+        parts: dict[str, Value] = {
             crt_key: b"".join(cert_pem(c) for c in chain).decode(),
             key_key: private_pem(key).decode(),
         }
         ca = _authority(chain)
         if ca is not None:
             parts[ca_key] = cert_pem(ca).decode()
-        return Projected("", version, parts, _facts(ref, cert, chain[0]))
+        facts = _facts(ref, cert, chain[0])
+        if ref.pkcs12 is not None:
+            stores, password_version = await keystore_parts(
+                reading, ref, ref.pkcs12, key, chain, ca
+            )
+            parts.update(stores)
+            facts["passwordVersion"] = password_version
+        return Projected("", version, parts, facts)
 
 
 def _private_key(value: str, name: str, where: str) -> Private:

@@ -13,6 +13,9 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 #: ``remoteRef.format`` of a ``Key``: its public part as PEM (default) or as a JWK.
 FORMATS = ("PEM", "JWK")
+#: ``keystores.pkcs12.profile`` of a ``Certificate`` entry (cert-manager's names; the default
+#: first). ``LegacyRC2`` is not offered: see :mod:`kvault.crypto.keystore`.
+PKCS12_PROFILES = ("Modern2023", "LegacyDES")
 
 
 def parse_duration(text: str | None, default: float) -> float:
@@ -28,16 +31,29 @@ def parse_duration(text: str | None, default: float) -> float:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
+class Pkcs12(NamedTuple):
+    """``keystores.pkcs12`` of a ``Certificate`` entry, with ``create: true``: PKCS#12 files
+    encrypted with the value of vault item ``password`` (of ``password_kind``, at
+    ``password_version`` or the latest), in ``profile`` (as written: the source refuses a
+    value outside :data:`PKCS12_PROFILES`)."""
+
+    password: str
+    password_version: str = ""
+    password_kind: str = "Secret"
+    profile: str = PKCS12_PROFILES[0]
+
+
 class Ref(NamedTuple):
     """One ``data[]`` entry: project item ``name`` (of ``kind``, at ``version`` or the latest)
     under ``key``; ``format`` is how a ``Key`` is shown (as written: the source refuses a
-    value outside :data:`FORMATS`)."""
+    value outside :data:`FORMATS`); ``pkcs12``: the keystores a ``Certificate`` also writes."""
 
     key: str
     name: str
     version: str
     kind: str = "Secret"
     format: str = "PEM"
+    pkcs12: Pkcs12 | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,20 @@ class Plan:
         return {r.kind for r in self.refs}
 
 
+def _pkcs12(entry: Mapping[str, Any]) -> Pkcs12 | None:
+    """``keystores.pkcs12`` when it asks for the files (``create: true``)."""
+    spec = (entry.get("keystores") or {}).get("pkcs12") or {}
+    if spec.get("create") is not True:
+        return None
+    password = spec.get("passwordRef") or {}
+    return Pkcs12(
+        str(password.get("name") or ""),
+        str(password.get("version") or ""),
+        str(password.get("kind") or "Secret"),
+        str(spec.get("profile") or PKCS12_PROFILES[0]),
+    )
+
+
 def _ref(entry: Mapping[str, Any]) -> Ref:
     remote = entry.get("remoteRef") or {}
     return Ref(
@@ -82,6 +112,7 @@ def _ref(entry: Mapping[str, Any]) -> Ref:
         str(remote.get("version") or ""),
         str(remote.get("kind") or "Secret"),
         str(remote.get("format") or "PEM"),
+        _pkcs12(entry),
     )
 
 
@@ -123,6 +154,9 @@ def plan_of(body: Mapping[str, Any], default_refresh: float) -> Plan:
 
 
 def interesting_items(body: Mapping[str, Any]) -> tuple[str, set[str], bool]:
-    """(vault, item names lower-cased, whether it lists the vault) for the refresh index."""
+    """(vault, item names lower-cased, whether it lists the vault) for the refresh index: the
+    items of ``data[]`` and the secrets holding their keystores' passwords."""
     plan = plan_of(body, 0)
-    return plan.vault, {r.name.lower() for r in plan.refs}, bool(plan.data_from)
+    names = {r.name.lower() for r in plan.refs}
+    names |= {r.pkcs12.password.lower() for r in plan.refs if r.pkcs12 and r.pkcs12.password}
+    return plan.vault, names, bool(plan.data_from)

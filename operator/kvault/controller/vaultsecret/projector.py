@@ -49,12 +49,15 @@ class Projector:
             await self.accounts.check(plan.namespace, plan.sa)
             found = await project(self.kv, plan)
             try:
-                data = render(found.values, plan.templates, merge=plan.merge_templates)
+                rendered = render(found.values, plan.templates, merge=plan.merge_templates)
             except TemplateError as exc:
                 raise Refused("Error", str(exc), drop=False) from None
+            current = await secret.existing(self.kube, plan)
+            # Binary values (keystores) keep the bytes the Secret holds when they hold the same
+            # content, so an unchanged projection hashes alike and writes nothing.
+            data = secret.settle(rendered, current)
             digest = content_hash(plan.uid, data)
             encoded = secret.encode(data)
-            current = await secret.existing(self.kube, plan)
             wrote = await secret.write(self.kube, plan, encoded, digest, current)
             if self.options.fault == "exit-after-secret-write" and wrote:
                 os.kill(os.getpid(), signal.SIGKILL)  # tests: a crash between two writes

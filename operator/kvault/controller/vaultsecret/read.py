@@ -12,6 +12,7 @@ from kvault.controller.vaultsecret.outcome import Refused
 from kvault.controller.vaultsecret.plan import Plan, Ref
 from kvault.controller.vaultsecret.source import Reading, needs
 from kvault.controller.vaultsecret.sources import DATA_FROM_KIND, SOURCES
+from kvault.controller.vaultsecret.values import Value
 from kvault.errors import NotFound
 from kvault.vault.core import Caller
 from kvault.vault.service import Kvault
@@ -19,16 +20,17 @@ from kvault.vault.service import Kvault
 
 @dataclass(slots=True)
 class Projection:
-    """What one read found: values by Secret key, versions by ``secretKey`` (an entry that
-    writes several keys, a ``Certificate``, has one version), and the status facts of each
-    entry that has some (certificates: serial, expiry, renewal)."""
+    """What one read found: values by Secret key (text, or a keystore's
+    :class:`~.values.Binary`), versions by ``secretKey`` (an entry that writes several keys,
+    a ``Certificate``, has one version), and the status facts of each entry that has some
+    (certificates: serial, expiry, renewal)."""
 
-    values: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Value] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     certificates: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def read(kv: Kvault, plan: Plan) -> tuple[dict[str, str], dict[str, str]]:
+async def read(kv: Kvault, plan: Plan) -> tuple[dict[str, Value], dict[str, str]]:
     """Projected values by Secret key, and the versions read by ``secretKey``."""
     found = await project(kv, plan)
     return found.values, found.versions
@@ -50,6 +52,13 @@ async def project(kv: Kvault, plan: Plan) -> Projection:
             f"(only {', '.join(sorted(SOURCES))})",
             drop=False,
         )
+    misplaced = [r.key for r in plan.refs if r.pkcs12 is not None and r.kind != "Certificate"]
+    if misplaced:  # the CRD refuses it first; never ignore what was asked
+        raise Refused(
+            "Error",
+            f"data[{misplaced[0]}].keystores applies to remoteRef.kind Certificate only",
+            drop=False,
+        )
     who = principal_for(plan.namespace, plan.sa)
     reading = Reading(kv, plan, Caller.of(who, f"vaultsecret/{plan.namespace}/{plan.name}"))
     wanted: list[Ref] = list(plan.refs)
@@ -58,7 +67,7 @@ async def project(kv: Kvault, plan: Plan) -> Projection:
         authorize(kv, plan, who, info, lister.list_operation, None)
         wanted += await lister.find(reading, selector)
     for ref in wanted:
-        for need in needs(SOURCES[ref.kind], ref.name):
+        for need in needs(SOURCES[ref.kind], ref):
             authorize(kv, plan, who, info, need.operation, need.scope, need.note)
     out = Projection()
     keys = {r.key for r in plan.refs}

@@ -4,6 +4,7 @@ dropped when the identity loses access, released when the VaultSecret goes."""
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -14,14 +15,36 @@ from kvault.controller.owners import owned_by
 from kvault.controller.settings import ANN_HASH, ANN_OWNER, FIELD_MANAGER, MANAGED_BY
 from kvault.controller.vaultsecret.outcome import Refused
 from kvault.controller.vaultsecret.plan import Plan
+from kvault.controller.vaultsecret.values import Value
 from kvault.kube import objects
 from kvault.kube.client import KubeClient
 from kvault.kube.resources import SECRETS
 
 
-def encode(data: Mapping[str, str]) -> dict[str, str]:
-    """Text values as a Secret's ``data`` (base64)."""
-    return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+def encode(data: Mapping[str, str | bytes]) -> dict[str, str]:
+    """Values (text as UTF-8, or bytes) as a Secret's ``data`` (base64)."""
+    return {
+        k: base64.b64encode(v.encode() if isinstance(v, str) else v).decode()
+        for k, v in data.items()
+    }
+
+
+def settle(data: Mapping[str, Value], current: Mapping[str, Any] | None) -> dict[str, str | bytes]:
+    """The data to write: text as it is, each binary value as the bytes it settles on given
+    what the ``current`` Secret holds under its key (the same bytes when they still hold its
+    content: see :class:`~.values.Binary`)."""
+    have = (current or {}).get("data") or {}
+    out: dict[str, str | bytes] = {}
+    for key, value in data.items():
+        if isinstance(value, str):
+            out[key] = value
+            continue
+        try:
+            previous = base64.b64decode(have[key], validate=True) if have.get(key) else None
+        except (binascii.Error, TypeError, ValueError):
+            previous = None
+        out[key] = value.settle(previous)
+    return out
 
 
 def fingerprint(data: Mapping[str, Any], keys: Iterable[str]) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from kvault.controller.vaultsecret.plan import Plan, Ref
+from kvault.controller.vaultsecret.values import Value
 from kvault.vault.core import Caller
 from kvault.vault.service import Kvault
 
@@ -29,9 +30,10 @@ class Projected:
     value: str
     version: str
     #: A source that writes several Secret keys for one ``data[]`` entry (a ``Certificate``:
-    #: ``tls.crt``, ``tls.key``, ``ca.crt``) gives them here, Secret key -> value, and leaves
+    #: ``tls.crt``, ``tls.key``, ``ca.crt``, and its PKCS#12 keystores as
+    #: :class:`~.values.Binary` values) gives them here, Secret key -> value, and leaves
     #: ``value`` empty.
-    parts: Mapping[str, str] = field(default_factory=dict)
+    parts: Mapping[str, Value] = field(default_factory=dict)
     #: What the VaultSecret's status reports about the item besides its version (names,
     #: serial numbers, times: never values).
     facts: Mapping[str, Any] | None = None
@@ -70,17 +72,18 @@ class Source(Protocol):
 class NeedsMore(Protocol):
     """A source whose read of one item needs more than ``get_operation`` on its scope (a
     certificate's private key is read from its secret: ``SecretGet`` on ``secrets/<name>``,
-    as Azure's ``Key Vault Certificate User`` role grants)."""
+    as Azure's ``Key Vault Certificate User`` role grants; its keystores' password from
+    the secret ``keystores.pkcs12.passwordRef`` names)."""
 
-    def also_needs(self, name: str) -> Sequence[Need]:
-        """The further operations authorised before item ``name`` is read."""
+    def also_needs(self, ref: Ref) -> Sequence[Need]:
+        """The further operations authorised before the entry ``ref`` is read."""
         ...
 
 
-def needs(source: Source, name: str) -> list[Need]:
-    """Everything authorised before ``source`` reads item ``name``: its ``get_operation`` on
-    its scope, then what a :class:`NeedsMore` source adds."""
-    out = [Need(source.get_operation, source.scope(name))]
+def needs(source: Source, ref: Ref) -> list[Need]:
+    """Everything authorised before ``source`` reads the entry ``ref``: its
+    ``get_operation`` on the item's scope, then what a :class:`NeedsMore` source adds."""
+    out = [Need(source.get_operation, source.scope(ref.name))]
     if isinstance(source, NeedsMore):
-        out += source.also_needs(name)
+        out += source.also_needs(ref)
     return out
