@@ -407,6 +407,45 @@ def test_bad_issuers(api: Api) -> None:
     api.bad("PUT", "/certificates/issuers/bad name!", {"provider": "x"}, "name")
 
 
+def test_bad_issuer_updates_change_nothing(api: Api) -> None:
+    """A PATCH with one bad member is refused whole: the members beside it (even valid
+    clearing ones) are not applied either."""
+    name = unique("patchiss")
+    made = {
+        "provider": "DigiCert",
+        "credentials": {"account_id": "acct", "pwd": "pw"},
+        "org_details": {"id": "org", "admin_details": [{"email": "a@contoso.com"}]},
+    }
+    before = api.ok("PUT", f"/certificates/issuers/{name}", made)
+    for body, field in (
+        ({"provider": ""}, "provider"),
+        ({"provider": 7}, "provider"),
+        ({"credentials": "acct", "org_details": {}}, "credentials"),
+        ({"credentials": {"account_id": 5}, "org_details": {}}, "credentials.account_id"),
+        ({"credentials": {}, "org_details": {"id": ["org"]}}, "org_details.id"),
+        ({"credentials": {"pwd": False}}, "credentials.pwd"),
+        ({"org_details": []}, "org_details"),
+        ({"org_details": {"admin_details": {"email": "b@c.d"}}}, "org_details.admin_details"),
+        ({"org_details": {"admin_details": ["b@c.d"]}}, "org_details.admin_details[0]"),
+        (
+            {"credentials": {}, "org_details": {"admin_details": [{"phone": 5}]}},
+            "org_details.admin_details[0].phone",
+        ),
+        ({"attributes": {"enabled": "no"}, "credentials": {}}, "attributes.enabled"),
+        ({"attributes": []}, "attributes"),
+    ):
+        api.bad("PATCH", f"/certificates/issuers/{name}", body, field)
+    assert api.ok("GET", f"/certificates/issuers/{name}") == before
+
+
+def test_bad_include_pending(api: Api) -> None:
+    for path in ("/certificates", "/certificates/", "/deletedcertificates"):
+        for value in ("yes", "1", "tru"):
+            api.bad("GET", f"{path}?includePending={value}", None, "includePending")
+    for value in ("true", "FALSE", "True", ""):
+        api.ok("GET", f"/certificates?includePending={value}")
+
+
 def test_bad_contacts(api: Api) -> None:
     before = api.call("GET", "/certificates/contacts")
     for body, field in (

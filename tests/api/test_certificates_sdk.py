@@ -18,13 +18,16 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 from azure.keyvault.certificates import (
     AdministratorContact,
     CertificateClient,
     CertificateContact,
     CertificateContentType,
+    CertificateIssuer,
     CertificateOperation,
     CertificatePolicy,
+    CertificateProperties,
     KeyCurveName,
     KeyType,
     KeyUsageType,
@@ -526,6 +529,60 @@ def test_pending_certificate_reads_as_disabled_without_cer(certs: CertificateCli
     assert got.cer is None
     assert got.properties.enabled is False
     assert got.policy is not None and got.policy.issuer_name == "Unknown"
+
+
+def test_list_includes_pending_certificates_only_when_asked(
+    certs: CertificateClient, test_ca: TestCA
+) -> None:
+    """``includePending`` (``list_properties_of_certificates(include_pending=)``, ``az keyvault
+    certificate list --include-pending``): a certificate whose only version waits for its
+    merge is listed only when asked for, as GET shows it (disabled, no thumbprint); one with
+    versions is listed either way, by its current version, also while a new one is pending.
+    The flag rides along in ``nextLink``, so every page honours it."""
+    pending, done, cancelled = unique("incpend"), unique("incdone"), unique("inccancel")
+    unknown = CertificatePolicy("Unknown", subject="CN=pending", key_type=KeyType.ec)
+    for name in (pending, cancelled):
+        certs.begin_create_certificate(name, unknown).result()
+    certs.cancel_certificate_operation(cancelled)  # no longer provisioning: never listed
+    made = certs.begin_create_certificate(
+        done, CertificatePolicy("Self", subject="CN=done", key_type=KeyType.ec)
+    ).result()
+    assert isinstance(made, KeyVaultCertificate)
+    certs.begin_create_certificate(done, unknown).result()  # a new version waits too
+    mine = (pending, done, cancelled)
+
+    def listed(**kwargs: Any) -> dict[str, CertificateProperties]:
+        found = certs.list_properties_of_certificates(**kwargs)
+        return {p.name: p for p in found if p.name in mine}  # type: ignore[misc]
+
+    assert set(listed()) == set(listed(include_pending=False)) == {done}
+    both = listed(include_pending=True)
+    assert set(both) == {pending, done}
+    waiting = both[pending]
+    assert waiting.id == f"{waiting.vault_url}/certificates/{pending}"  # versionless
+    assert waiting.enabled is False and waiting.x509_thumbprint is None
+    assert both[done].x509_thumbprint == made.properties.x509_thumbprint
+    assert both[done].enabled is True
+
+    first = certs.send_request(HttpRequest("GET", "/certificates?maxresults=1&includePending=true"))
+    assert "includePending=true" in first.json()["nextLink"]
+    paged_items = certs.list_properties_of_certificates(include_pending=True, max_page_size=2)
+    everything = [p.name for p in paged_items]
+    assert len(everything) == len(set(everything))  # no name twice across pages
+    assert pending in everything and done in everything and cancelled not in everything
+    pager = certs.list_properties_of_certificates(include_pending=True, max_page_size=2)
+    paged = [list(page) for page in pager.by_page()]
+    assert all(len(page) <= 2 for page in paged)
+    assert sum(len(page) for page in paged) == len(everything)
+
+    # Merged: listed without asking.
+    csr = csr_of(certs.get_certificate_operation(pending))
+    leaf = test_ca.sign_csr(csr).public_bytes(serialization.Encoding.DER)
+    merged = certs.merge_certificate(pending, [leaf])
+    now = listed()
+    assert set(now) == {pending, done}
+    assert now[pending].enabled is True
+    assert now[pending].x509_thumbprint == merged.properties.x509_thumbprint
 
 
 def test_merge_refuses_a_chain_for_another_key(certs: CertificateClient, test_ca: TestCA) -> None:
@@ -1085,6 +1142,76 @@ def test_issuers(certs: CertificateClient) -> None:
     assert name not in {i.name for i in certs.list_properties_of_issuers()}
     with pytest.raises(ResourceNotFoundError):
         certs.update_issuer(name, enabled=True)
+
+
+def _issuer_state(issuer: CertificateIssuer) -> tuple[Any, ...]:
+    admins = [(a.first_name, a.email) for a in issuer.admin_contacts or []]
+    return issuer.provider, issuer.account_id, issuer.organization_id, admins, issuer.enabled
+
+
+def test_update_issuer_leaves_missing_members_and_clears_replaced_parts(
+    certs: CertificateClient,
+) -> None:
+    """``update_issuer`` (PATCH) as Azure's: a member the body leaves out (or sends null) is
+    unchanged; a ``credentials`` or ``org_details`` it sends replaces that part whole, so the
+    fields it leaves out are cleared. The SDK sends only what it is given: organization id
+    alone clears the administrators (``az keyvault certificate issuer admin delete`` of the
+    last one), administrators alone clear the organization id, a password alone clears the
+    account id."""
+    name = unique("upd")
+    jane = AdministratorContact(first_name="Jane", last_name="Doe", email="jane@contoso.com")
+    made = certs.create_issuer(
+        name,
+        "DigiCert",
+        account_id="acct",
+        password="pw",
+        organization_id="org-1",
+        admin_contacts=[jane],
+        enabled=True,
+    )
+    everything = ("DigiCert", "acct", "org-1", [("Jane", "jane@contoso.com")], True)
+    assert _issuer_state(made) == everything
+
+    # Only attributes sent: everything else as it was.
+    off = certs.update_issuer(name, enabled=False)
+    assert _issuer_state(off) == (*everything[:4], False)
+    # Only the organization id: the administrators go.
+    no_admins = certs.update_issuer(name, organization_id="org-1")
+    assert _issuer_state(no_admins) == ("DigiCert", "acct", "org-1", [], False)
+    # Only administrators: the organization id goes.
+    no_org = certs.update_issuer(name, admin_contacts=[jane])
+    assert _issuer_state(no_org) == (
+        "DigiCert",
+        "acct",
+        None,
+        [("Jane", "jane@contoso.com")],
+        False,
+    )
+    # Only a password: the account id goes (the password itself is never returned).
+    no_account = certs.update_issuer(name, password="pw-2")
+    assert no_account.account_id is None and no_account.password is None
+    assert _issuer_state(certs.get_issuer(name)) == _issuer_state(no_account)
+
+    def patch(body: dict[str, Any]) -> dict[str, Any]:
+        r = certs.send_request(HttpRequest("PATCH", f"/certificates/issuers/{name}", json=body))
+        assert r.status_code == 200, r.text()
+        doc: dict[str, Any] = r.json()
+        return doc
+
+    # Null members are left as they are, like missing ones.
+    before = _issuer_state(certs.get_issuer(name))
+    patch({"provider": None, "credentials": None, "org_details": None, "attributes": None})
+    patch({"attributes": {"enabled": None}})
+    assert _issuer_state(certs.get_issuer(name)) == before
+    # Null or empty fields inside a part that is sent are cleared.
+    patch({"credentials": {"account_id": "acct-3"}, "org_details": {"id": "org-3"}})
+    assert _issuer_state(certs.get_issuer(name)) == ("DigiCert", "acct-3", "org-3", [], False)
+    doc = patch(
+        {"credentials": {"account_id": "", "pwd": None}, "org_details": {"admin_details": None}}
+    )
+    assert "credentials" not in doc and "org_details" not in doc
+    assert _issuer_state(certs.get_issuer(name)) == ("DigiCert", None, None, [], False)
+    assert certs.update_issuer(name, provider="GlobalSign", enabled=True).provider == "GlobalSign"
 
 
 # -- the kvault-ca issuer ----------------------------------------------------------------------

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 from azure.keyvault.certificates import (
+    AdministratorContact,
     CertificateContact,
     CertificateContentType,
     CertificateOperation,
@@ -249,6 +251,70 @@ async def test_unknown_merge_cancel_and_delete(
         await certs.merge_certificate(
             gone, [test_ca.sign_csr(other_csr).public_bytes(serialization.Encoding.DER)]
         )
+
+
+async def test_list_include_pending(certs: CertificateClient, test_ca: TestCA) -> None:
+    """``include_pending``: the certificate whose only version waits for its merge is listed
+    only when asked for (disabled, no thumbprint), on every page; once merged, always."""
+    pending, done = unique("aincpend"), unique("aincdone")
+    await certs.create_certificate(
+        pending, CertificatePolicy("Unknown", subject="CN=p", key_type=KeyType.ec)
+    )
+    await certs.create_certificate(
+        done, CertificatePolicy("Self", subject="CN=d", key_type=KeyType.ec)
+    )
+
+    async def listed(**kwargs: Any) -> dict[str, Any]:
+        return {
+            p.name: p
+            async for p in certs.list_properties_of_certificates(**kwargs)
+            if p.name in (pending, done)
+        }
+
+    assert set(await listed()) == set(await listed(include_pending=False)) == {done}
+    both = await listed(include_pending=True, max_page_size=1)
+    assert set(both) == {pending, done}
+    assert both[pending].enabled is False and both[pending].x509_thumbprint is None
+    assert both[done].x509_thumbprint
+
+    csr = csr_of(await certs.get_certificate_operation(pending))
+    leaf = test_ca.sign_csr(csr).public_bytes(serialization.Encoding.DER)
+    await certs.merge_certificate(pending, [leaf])
+    merged = await listed()
+    assert set(merged) == {pending, done} and merged[pending].enabled is True
+
+
+async def test_update_issuer_clears_replaced_parts(certs: CertificateClient) -> None:
+    """``update_issuer``: members not sent (or null) stay; a sent ``org_details`` or
+    ``credentials`` replaces that part whole, clearing what it leaves out."""
+    name = unique("aupd")
+    jane = AdministratorContact(first_name="Jane", email="jane@contoso.com")
+    await certs.create_issuer(
+        name,
+        "DigiCert",
+        account_id="acct",
+        password="pw",
+        organization_id="org-1",
+        admin_contacts=[jane],
+    )
+
+    def state(i: Any) -> tuple[Any, ...]:
+        emails = [a.email for a in i.admin_contacts or []]
+        return i.provider, i.account_id, i.organization_id, emails, i.enabled
+
+    kept = await certs.update_issuer(name, enabled=False)
+    assert state(kept) == ("DigiCert", "acct", "org-1", ["jane@contoso.com"], False)
+    no_admins = await certs.update_issuer(name, organization_id="org-1")
+    assert state(no_admins) == ("DigiCert", "acct", "org-1", [], False)
+    no_org = await certs.update_issuer(name, admin_contacts=[jane])
+    assert state(no_org) == ("DigiCert", "acct", None, ["jane@contoso.com"], False)
+    no_account = await certs.update_issuer(name, password="pw-2")
+    assert state(no_account) == ("DigiCert", None, None, ["jane@contoso.com"], False)
+    r = await certs.send_request(
+        HttpRequest("PATCH", f"/certificates/issuers/{name}", json={"org_details": None})
+    )
+    assert r.status_code == 200
+    assert state(await certs.get_issuer(name)) == state(no_account)
 
 
 async def test_versions_listings_properties_policy(certs: CertificateClient) -> None:

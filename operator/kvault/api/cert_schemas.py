@@ -39,6 +39,31 @@ _POLICY = {
         "attributes": _OBJ,
     },
 }
+_NULLABLE_STR = {"type": "string", "nullable": True}
+_CREDENTIALS = {
+    "type": "object",
+    "properties": {"account_id": _NULLABLE_STR, "pwd": _NULLABLE_STR},
+}
+_ORG = {
+    "type": "object",
+    "properties": {
+        "id": _NULLABLE_STR,
+        "admin_details": {
+            "type": "array",
+            "nullable": True,
+            "items": {
+                "type": "object",
+                "properties": {
+                    f: _NULLABLE_STR for f in ("first_name", "last_name", "email", "phone")
+                },
+            },
+        },
+    },
+}
+_ISSUER_ATTRIBUTES = {
+    "type": "object",
+    "properties": {"enabled": {"type": "boolean", "nullable": True}},
+}
 _ITEM_PROPS = {"id": _URI, "attributes": _ref("CertificateAttributes"), "tags": _TAGS, "x5t": _STR}
 
 SCHEMAS: dict[str, Any] = {
@@ -142,11 +167,24 @@ SCHEMAS: dict[str, Any] = {
     },
     "IssuerParameters": {
         "type": "object",
+        "required": ["provider"],
         "properties": {
-            "provider": _STR,
-            "credentials": _OBJ,
-            "org_details": _OBJ,
-            "attributes": _OBJ,
+            "provider": {**_STR, "minLength": 1},
+            "credentials": _CREDENTIALS,
+            "org_details": _ORG,
+            "attributes": _ISSUER_ATTRIBUTES,
+        },
+    },
+    "IssuerUpdateParameters": {
+        "type": "object",
+        "description": "Changes what it names. A member missing or null is left as it is; a "
+        "given credentials or org_details replaces that part whole (a field it leaves out, "
+        "sends null or empty is cleared).",
+        "properties": {
+            "provider": {**_STR, "nullable": True, "minLength": 1},
+            "credentials": {**_CREDENTIALS, "nullable": True},
+            "org_details": {**_ORG, "nullable": True},
+            "attributes": {**_ISSUER_ATTRIBUTES, "nullable": True},
         },
     },
     "IssuerBundle": {

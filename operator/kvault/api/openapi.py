@@ -249,7 +249,7 @@ def operation(route: Route) -> dict[str, Any]:
     return _op(
         route.operation_id or "",
         ok,
-        params=[*params, *(_PAGING if route.paging else [])],
+        params=[*params, *(_PAGING if route.paging else []), *(dict(q) for q in route.query)],
         body=route.body,
     )
 

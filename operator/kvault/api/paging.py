@@ -9,6 +9,8 @@ from kvault.errors import BadParameter
 
 MAX_RESULTS = 25
 SKIP_TOKEN = "$skiptoken"
+#: A listing's filter, carried into its ``nextLink`` (the SDKs follow the link as given).
+INCLUDE_PENDING = "includePending"
 
 
 def max_results(query: Mapping[str, str]) -> int | None:
@@ -33,4 +35,6 @@ def next_link(
     params = {"api-version": query.get("api-version", ""), SKIP_TOKEN: token}
     if size is not None:
         params["maxresults"] = str(size)
+    if query.get(INCLUDE_PENDING):
+        params[INCLUDE_PENDING] = query[INCLUDE_PENDING]
     return f"{base}{path}?{urlencode(params, safe='$')}"

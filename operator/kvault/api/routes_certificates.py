@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from kvault.api import bodies, cert_shapes
+from kvault.api.paging import INCLUDE_PENDING
 from kvault.api.request import begin, listed, ok
 from kvault.api.routing import Route, item_params
 from kvault.errors import BadParameter, IntegrityError
@@ -104,9 +106,19 @@ async def update_certificate(request: web.Request) -> web.Response:
     return ok(cert_shapes.bundle(call.base, cert))
 
 
+def _include_pending(query: Mapping[str, str]) -> bool:
+    """``includePending``: ``true`` or ``false`` (any case); missing or empty is ``false``,
+    as Azure treats an absent one."""
+    raw = query.get(INCLUDE_PENDING, "")
+    if raw.lower() not in ("", "true", "false"):
+        raise BadParameter(f"{INCLUDE_PENDING} must be true or false, got {raw[:32]!r}")
+    return raw.lower() == "true"
+
+
 async def list_certificates(request: web.Request) -> web.Response:
     call = await begin(request, "CertificateList")
-    fetch = partial(call.kv.certificates.list, call.vault)
+    pending = _include_pending(request.query)
+    fetch = partial(call.kv.certificates.list, call.vault, include_pending=pending)
     return await listed(
         request, call, fetch, lambda p: cert_shapes.item(call.base, p, versioned=False)
     )
@@ -297,6 +309,7 @@ async def get_deleted(request: web.Request) -> web.Response:
 
 async def list_deleted(request: web.Request) -> web.Response:
     call = await begin(request, "CertificateListDeleted")
+    _include_pending(request.query)  # checked; a kvault delete is never partly done
     fetch = partial(call.kv.certificates.list_deleted, call.vault)
     return await listed(request, call, fetch, lambda d: cert_shapes.deleted(call.base, d))
 
@@ -325,6 +338,18 @@ _I = {
         "schema": {"type": "string", "pattern": f"^{ITEM_NAME.pattern}$"},
     }
 }
+_PENDING = {
+    "name": INCLUDE_PENDING,
+    "in": "query",
+    "description": "Also list the certificates that are not completely provisioned (whose "
+    "only version waits for a merge). Default false.",
+    "schema": {"type": "boolean", "default": False},
+}
+_DELETE_PENDING = {
+    **_PENDING,
+    "description": "Accepted as Azure takes it; a delete in kvault is never partly done, so "
+    "the listing is the same either way. Default false.",
+}
 _BUNDLE = {"200": ("CertificateBundle", "The certificate version.")}
 _DELETED = {"200": ("DeletedCertificateBundle", "The deleted certificate.")}
 _OP = {"200": ("CertificateOperation", "The certificate's create operation.")}
@@ -348,6 +373,7 @@ ROUTES = (
         "GetCertificates",
         {"200": ("CertificateListResult", "A page of certificates.")},
         paging=True,
+        query=(_PENDING,),
     ),
     Route("GET", "/certificates/", list_certificates),
     Route(
@@ -401,7 +427,7 @@ ROUTES = (
         "UpdateCertificateIssuer",
         _ISSUER,
         _I,
-        body="IssuerParameters",
+        body="IssuerUpdateParameters",
     ),
     Route(
         "DELETE",
@@ -552,6 +578,7 @@ ROUTES = (
         "GetDeletedCertificates",
         {"200": ("DeletedCertificateListResult", "A page of deleted certificates.")},
         paging=True,
+        query=(_DELETE_PENDING,),
     ),
     Route("GET", "/deletedcertificates/", list_deleted),
     Route(

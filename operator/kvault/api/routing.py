@@ -25,7 +25,9 @@ Responses = Mapping[str, tuple[str, str]]
 class Route:
     """One method on one path. ``operation_id`` ``None``: an alias, served but not in the
     document (``/secrets/{name}`` beside the documented ``/secrets/{name}/``). ``spec`` is a
-    whole hand-written OpenAPI operation for routes outside the Key Vault shape (OAuth)."""
+    whole hand-written OpenAPI operation for routes outside the Key Vault shape (OAuth).
+    ``query`` documents the query parameters the handler reads beyond ``api-version`` and
+    paging."""
 
     method: str
     path: str
@@ -38,6 +40,7 @@ class Route:
     allow_head: bool = True
     name: str | None = None
     spec: Mapping[str, Any] | None = None
+    query: tuple[Mapping[str, Any], ...] = ()
 
 
 def item_params(kind: str) -> Mapping[str, Mapping[str, Any]]:

@@ -24,6 +24,7 @@ from kvault.controller.settings import (
     VERSION,
     Options,
 )
+from kvault.controller.vault.cert_notices import IssuedNotices
 from kvault.controller.vault.controller import VaultController
 from kvault.controller.vaultsecret.controller import VaultSecretController
 from kvault.kube.client import KubeClient
@@ -33,7 +34,8 @@ from kvault.vault.service import Kvault
 
 
 class Controller:
-    """Both resources' controllers over one vault, one API client and one Event poster."""
+    """Both resources' controllers over one vault, one API client and one Event poster; and
+    the ``CertificateIssued`` notices of the changes this replica sees."""
 
     def __init__(self, kv: Kvault, kube: KubeClient, options: Options) -> None:
         self.kv = kv
@@ -42,6 +44,7 @@ class Controller:
         self.events = EventPoster(kube, manager=FIELD_MANAGER, api_version=API_VERSION)
         self.vaults = VaultController(kv, kube, self.events, options)
         self.vaultsecrets = VaultSecretController(kv, kube, self.events, options)
+        self.issued = IssuedNotices(kv, kube, self.events, self.vaults.bodies)
         self._unsubscribe: Any = None
 
     def start(self) -> None:
@@ -53,12 +56,14 @@ class Controller:
             self._unsubscribe()
             self._unsubscribe = None
         await self.vaultsecrets.queue.stop()
+        await self.issued.drain()
         await self.events.drain()
 
     def on_change(self, change: Change) -> None:
         """Called synchronously by the vault after a write: only enqueue."""
         self.vaultsecrets.on_change(change)
         self.vaults.on_change(change)
+        self.issued.on_change(change)
 
     def registry(self) -> kopf.OperatorRegistry:
         reg = kopf.OperatorRegistry()

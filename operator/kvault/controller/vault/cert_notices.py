@@ -1,5 +1,6 @@
-"""Certificate renewal notices: what the renewal scheduler reports becomes Events on the
-``Vault`` object whose vault holds the certificate, and metrics.
+"""Certificate notices: what the renewal scheduler reports, and the versions issued through
+the data plane, become Events on the ``Vault`` object whose vault holds the certificate (and
+the scheduler's, metrics).
 
 - ``EmailContacts`` due: a ``CertificateNearExpiry`` Warning, and one more on
   ``kvault_certificate_notifications_total{vault}``. kvault sends no e-mail: the Event is the
@@ -12,6 +13,11 @@
 - After every pass: ``kvault_certificate_expiration_timestamp_seconds`` and
   ``kvault_certificate_renewal_timestamp_seconds`` per ``{vault, certificate}``; a
   certificate that is gone (or never renews) loses its series.
+- A version issued outside renewal (:class:`IssuedNotices`, from the change feed): a create
+  that completed at once (``Self``, a ``kvault-ca`` issuer), the merge that completes a
+  pending create, an import: ``CertificateIssued`` (Normal), once per version. An ``Unknown``
+  issuer's create only starts (its merge is the issuance); a renewal has its own notice. No
+  metric counts it (none of the certificate metrics is about issuance).
 
 The Vault's body is found as for key notices (:func:`~.notices.vault_body`); a vault no
 Vault object stands for gets the metrics and a log line only. Messages name the certificate,
@@ -20,13 +26,16 @@ its versions and times: never key material.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from kvault.controller import metrics
 from kvault.controller.vault.notices import vault_body
+from kvault.errors import KvaultError
 from kvault.kube.client import KubeClient
 from kvault.kube.events import EventPoster
 from kvault.vault.certificates.renewal import (
@@ -36,6 +45,9 @@ from kvault.vault.certificates.renewal import (
     CertificateNotice,
     CertificateTimes,
 )
+from kvault.vault.changes import Change
+from kvault.vault.model import CertificateProperties
+from kvault.vault.service import Kvault
 
 log = logging.getLogger(__name__)
 #: Event reason and type per notice.
@@ -125,3 +137,82 @@ class CertificateNotices:
         for labels in set(self._failing) - seen:
             self._failing.pop(labels, None)
         self._series, self._renewing = seen, renewing
+
+
+#: The data-plane operations that can issue a version outside renewal, and how the Event says
+#: it was made.
+ISSUING = {
+    "CertificateCreate": "created",
+    "CertificateMerge": "merged",
+    "CertificateImport": "imported",
+}
+ISSUED = "CertificateIssued"
+
+
+def issued_message(vault: str, props: CertificateProperties, how: str) -> str:
+    return (
+        f"certificate {props.name} of vault {vault}: version {props.version} issued ({how}), "
+        f"valid until {_when(props.expires)}"
+    )
+
+
+class IssuedNotices:
+    """``CertificateIssued`` Events for the versions the data plane issues, on the replica
+    that sees the change (the operator's, subscribed to the domain's change feed like the
+    projections). The change names the certificate and version; the domain says whether that
+    version exists yet (:meth:`~kvault.vault.certificates.certificates.Certificates.issued`):
+    an ``Unknown`` issuer's create has none until its merge. Each version is posted once,
+    however many changes name it."""
+
+    #: Versions remembered as posted (the oldest are forgotten first).
+    REMEMBERED = 4096
+
+    def __init__(
+        self,
+        kv: Kvault,
+        kube: KubeClient,
+        events: EventPoster,
+        bodies: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        self._kv = kv
+        self._kube = kube
+        self._events = events
+        self._bodies = bodies
+        self._posted: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_change(self, change: Change) -> None:
+        """Called synchronously by the feed after a write: only schedules the work."""
+        if change.operation not in ISSUING or not change.item or not change.version:
+            return
+        task = asyncio.get_running_loop().create_task(self.notice(change))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def notice(self, change: Change) -> None:
+        """Post the Event for ``change`` if it issued a version not posted yet."""
+        key = (change.vault, change.item.lower(), change.version)
+        if key in self._posted:
+            return
+        try:
+            props = await self._kv.certificates.issued(change.vault, change.item, change.version)
+        except KvaultError as exc:  # gone meanwhile (vault deleted, ...): nothing to report
+            log.info("no %s Event for %s of %s: %s", ISSUED, change.item, change.vault, exc)
+            return
+        if props is None or key in self._posted:
+            return  # waiting for its merge, or posted while this one read
+        self._posted[key] = None
+        while len(self._posted) > self.REMEMBERED:
+            self._posted.popitem(last=False)
+        text = issued_message(change.vault, props, ISSUING[change.operation])
+        body = await vault_body(self._kube, self._bodies, change.vault, ISSUED)
+        if body is None:
+            log.info("%s (no Vault object for this vault: no Event)", text)
+            return
+        log.info("%s", text)
+        self._events.post(body, "Normal", ISSUED, text)
+
+    async def drain(self) -> None:
+        """Wait for the notices under way (their Events are then the poster's to drain)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -23,7 +23,9 @@ def _unb64(text: Any) -> bytes | None:
 @dataclass(frozen=True, slots=True)
 class PendingRecord:
     """A create operation: ``key`` is the encoded key version value waiting for ``merge``
-    (Unknown issuer), sealed in this row only until the merge stages it as the key."""
+    (Unknown issuer), sealed in this row only until the merge stages it as the key. ``name``
+    (as the writer spelled it) and ``created`` describe the pending version in a listing
+    (rows written before they were kept have ``""`` and 0)."""
 
     issuer: str
     status: str
@@ -36,6 +38,8 @@ class PendingRecord:
     key: bytes | None = field(default=None, repr=False)
     enabled: bool = True
     tags: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    created: int = 0
 
     def encode(self) -> bytes:
         doc = asdict(self)
