@@ -1,4 +1,4 @@
-"""Fixtures for every test: real SoftHSM2 tokens, real SQLite, each HSM plugin."""
+"""Fixtures for every test: real SoftHSM2 tokens, real SQLite and PostgreSQL, each HSM plugin."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ import pytest
 if TYPE_CHECKING:
     from tests.fixtures.softhsm import HSMFactory
 
-pytest_plugins = ["tests.fixtures.kvault", "tests.fixtures.softhsm", "tests.fixtures.devserver"]
+pytest_plugins = [
+    "tests.fixtures.kvault",
+    "tests.fixtures.softhsm",
+    "tests.fixtures.devserver",
+    "tests.fixtures.postgres",
+]
 
 
 @pytest.fixture

@@ -32,12 +32,14 @@ def test_malformed_option_is_refused(bad: str) -> None:
 
 
 def test_storage_is_chosen_from_the_table() -> None:
-    assert set(STORAGE) == {"sqlite"}
+    assert set(STORAGE) == {"sqlite", "postgresql"}
 
 
 async def test_unknown_storage_is_refused_and_the_hsm_closed(tmp_path: Path) -> None:
     backends = Backends(storage="nosuch")
-    with pytest.raises(ConfigError, match="unknown storage backend 'nosuch'; known: sqlite"):
+    with pytest.raises(
+        ConfigError, match="unknown storage backend 'nosuch'; known: postgresql, sqlite"
+    ):
         await open_configured(tmp_path, backends)
     assert not (tmp_path / DB_FILE).exists()
 

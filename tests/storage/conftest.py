@@ -1,7 +1,9 @@
 """Backends under the conformance suite.
 
 To add one, write a :class:`StorageFactory` and add it to ``BACKENDS``. A factory hands out
-connections to *one* fresh, empty store, so a test can close and reopen it.
+connections to *one* fresh, empty store, so a test can close and reopen it. PostgreSQL runs on
+the session's own server (``tests/fixtures/postgres.py``), a fresh database per test; the
+server starts only when a PostgreSQL test is collected to run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import pytest
 import pytest_asyncio
 
 from kvault.storage.base import Storage
+from kvault.storage.postgresql import PostgreSQLStorage
 from kvault.storage.sqlite import SQLiteStorage
+from tests.fixtures.postgres import PostgresServer, database_of
 
 
 class StorageFactory(Protocol):
@@ -40,8 +44,24 @@ class SQLiteFactory:
         return None
 
 
-BACKENDS: dict[str, Callable[[Path], StorageFactory]] = {
-    "sqlite": SQLiteFactory,
+class PostgreSQLFactory:
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.server: PostgresServer = request.getfixturevalue("postgres_server")
+        self.dsn = self.server.create_database()
+
+    async def open(self) -> Storage:
+        storage = PostgreSQLStorage(self.dsn, pool_size=4)
+        await storage.open()
+        return storage
+
+    async def cleanup(self) -> None:
+        if self.server.running:
+            self.server.drop_database(database_of(self.dsn))
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], StorageFactory]] = {
+    "sqlite": lambda request, tmp_path: SQLiteFactory(tmp_path),
+    "postgresql": lambda request, tmp_path: PostgreSQLFactory(request),
 }
 
 
@@ -49,7 +69,7 @@ BACKENDS: dict[str, Callable[[Path], StorageFactory]] = {
 async def storage_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StorageFactory]:
-    factory = BACKENDS[request.param](tmp_path)
+    factory = BACKENDS[request.param](request, tmp_path)
     try:
         yield factory
     finally:

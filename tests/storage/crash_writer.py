@@ -1,24 +1,32 @@
-"""Writer half of the crash test: write forever, report what was acknowledged.
+"""Writer half of the crash tests: write forever, report what was acknowledged.
 
-Run as ``python crash_writer.py DB SEED``. Prints ``ready`` once the store is open; then for
-each commit ``intent SEQ KEY SHA256`` lines (``-`` for a delete) before calling ``commit()``
-and ``ack SEQ KEY SHA256`` lines after it returns. Every line is flushed before moving on, so the
-parent knows exactly which commits were acknowledged when it SIGKILLs this process.
+Run as ``python crash_writer.py TARGET SEED``: ``TARGET`` is a SQLite database path, or
+``postgresql`` for the database whose DSN is in ``KVAULT_CRASH_DSN`` (never in argv). Prints
+``ready`` once the store is open; then for each commit ``intent SEQ KEY SHA256`` lines (``-``
+for a delete) before calling ``commit()`` and ``ack SEQ KEY SHA256`` lines after it returns.
+Every line is flushed before moving on, so the parent knows exactly which commits were
+acknowledged when it SIGKILLs this process. If the store becomes unavailable (the database
+server was killed) it prints ``unavailable SEQ`` and exits with status 3: that commit may or
+may not have landed, entirely or not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 import sys
 from pathlib import Path
 
-from kvault.storage.base import Delete, Op, Put
+from kvault.errors import Unavailable
+from kvault.storage.base import Delete, Op, Put, Storage
+from kvault.storage.postgresql import PostgreSQLStorage
 from kvault.storage.sqlite import SQLiteStorage
 
 KEYS = 150
 SIZES = (0, 1, 32, 300, 3000, 20_000, 70_000)
+EXIT_UNAVAILABLE = 3
 
 
 def emit(text: str) -> None:
@@ -26,10 +34,16 @@ def emit(text: str) -> None:
     sys.stdout.flush()
 
 
-async def main(path: Path, seed: int) -> None:
+async def main(target: str, seed: int) -> int:
     rng = random.Random(seed)
-    storage = SQLiteStorage(path)
-    await storage.open()
+    storage: Storage
+    if target == "postgresql":
+        storage = PostgreSQLStorage(os.environ["KVAULT_CRASH_DSN"], pool_size=2, timeout=5)
+        await storage.open()
+    else:
+        sqlite = SQLiteStorage(Path(target))
+        await sqlite.open()
+        storage = sqlite
     emit("ready\n")
     seq = 0
     while True:
@@ -46,11 +60,15 @@ async def main(path: Path, seed: int) -> None:
                 ops.append(Put(key, value))
                 lines.append(f"{seq} {key} {hashlib.sha256(value).hexdigest()}")
         emit("".join(f"intent {line}\n" for line in lines))
-        await storage.commit(ops)
+        try:
+            await storage.commit(ops)
+        except Unavailable:
+            emit(f"unavailable {seq}\n")
+            return EXIT_UNAVAILABLE
         emit("".join(f"ack {line}\n" for line in lines))
-        if rng.random() < 0.03:
+        if isinstance(storage, SQLiteStorage) and rng.random() < 0.03:
             await storage.checkpoint()  # also die in the middle of checkpoints
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))
+    sys.exit(asyncio.run(main(sys.argv[1], int(sys.argv[2]))))

@@ -49,9 +49,19 @@ async def _open_sqlite(data_dir: Path, options: Mapping[str, str]) -> Storage:
     return storage
 
 
+async def _open_postgresql(data_dir: Path, options: Mapping[str, str]) -> Storage:
+    """The DSN comes from ``dsn_env`` or ``dsn_file`` (never argv); the data directory
+    still holds the audit log and the software HSM's key."""
+    from kvault.storage.postgresql import PostgreSQLStorage  # asyncpg only when chosen
+
+    storage = PostgreSQLStorage.from_options(options)
+    await storage.open()
+    return storage
+
+
 StorageFactory = Callable[[Path, Mapping[str, str]], Awaitable[Storage]]
 #: Storage backends by name: each opens its backend for a data directory and options.
-STORAGE: dict[str, StorageFactory] = {"sqlite": _open_sqlite}
+STORAGE: dict[str, StorageFactory] = {"sqlite": _open_sqlite, "postgresql": _open_postgresql}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from kvault.errors import StorageConflict
+
 #: ``expect`` value meaning "the row must not exist".
 ABSENT = 0
 
@@ -56,6 +58,33 @@ class Check:
 
 
 Op = Put | Delete | DeletePrefix | Check
+
+
+def checked(ops: Sequence[Op]) -> list[Op]:
+    """``ops`` as a list; :class:`TypeError` for anything that is not an :data:`Op`."""
+    ops = list(ops)
+    for op in ops:
+        if not isinstance(op, Put | Delete | DeletePrefix | Check):
+            raise TypeError(f"unknown storage op {type(op).__name__}")
+    return ops
+
+
+def holds(expect: int | None, current: int | None) -> bool:
+    """Whether a row at revision ``current`` (``None``: absent) meets ``expect``."""
+    if expect is None:
+        return True
+    return expect == ABSENT if current is None else expect == current
+
+
+def _describe(revision: int | None) -> str:
+    return "absent" if revision is None or revision == ABSENT else f"revision {revision}"
+
+
+def conflict(key: str, expect: int | None, current: int | None) -> StorageConflict:
+    """The error every backend raises when ``expect`` does not hold (no values in it)."""
+    return StorageConflict(
+        f"storage conflict on key {key!r}: expected {_describe(expect)}, found {_describe(current)}"
+    )
 
 
 @runtime_checkable

@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Self, TypeVar
 
-from kvault.errors import ConfigError, KvaultError, StorageConflict
-from kvault.storage.base import ABSENT, Check, Delete, DeletePrefix, Op, Put, Row
+from kvault.errors import ConfigError, KvaultError, Unavailable
+from kvault.storage.base import Delete, DeletePrefix, Op, Put, Row, checked, conflict, holds
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStorage", "prefix_upper_bound"]
 
@@ -48,6 +48,8 @@ _SCHEMA = (
     ") WITHOUT ROWID"
 )
 _GET = "SELECT value, revision FROM rows WHERE key = ?"
+#: Primary result codes of a write the disk refused (extended codes keep them in the low byte).
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
 _REVISION = "SELECT revision FROM rows WHERE key = ?"
 _INSERT = "INSERT INTO rows (key, value, revision) VALUES (?, ?, 1)"
 _UPDATE = "UPDATE rows SET value = ?, revision = ? WHERE key = ?"
@@ -82,10 +84,6 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _describe(revision: int | None) -> str:
-    return "absent" if revision is None or revision == ABSENT else f"revision {revision}"
 
 
 class SQLiteStorage:
@@ -312,13 +310,20 @@ class SQLiteStorage:
         Each op sees the effects of the ops before it in the same batch. The result maps each
         key written by a :class:`Put` to the revision its last put assigned.
         """
-        ops = list(ops)
-        for op in ops:
-            if not isinstance(op, Put | Delete | DeletePrefix | Check):
-                raise TypeError(f"unknown storage op {type(op).__name__}")
+        ops = checked(ops)
         if not ops:
             return {}
-        return await self._run(lambda conn: _apply(conn, ops))
+        try:
+            return await self._run(lambda conn: _apply(conn, ops))
+        except sqlite3.OperationalError as exc:
+            # The transaction was rolled back: nothing of it is written. A full or failing
+            # disk is the deployment's to fix, and then writes work again: 503, not 500.
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_FULL, _SQLITE_IOERR):
+                raise Unavailable(
+                    f"storage cannot be written ({getattr(exc, 'sqlite_errorname', 'I/O')}: "
+                    "disk full?); nothing was changed"
+                ) from None
+            raise
 
     # -- SQLite specific ---------------------------------------------------------------------
 
@@ -400,11 +405,5 @@ def _revision(conn: sqlite3.Connection, key: str) -> int | None:
 
 def _expect(key: str, expect: int | None, current: int | None) -> None:
     """Raise :class:`StorageConflict` unless ``current`` matches ``expect`` (None: anything)."""
-    if expect is None:
-        return
-    holds = expect == ABSENT if current is None else expect == current
-    if holds:
-        return
-    raise StorageConflict(
-        f"storage conflict on key {key!r}: expected {_describe(expect)}, found {_describe(current)}"
-    )
+    if not holds(expect, current):
+        raise conflict(key, expect, current)
