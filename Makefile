@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 APT_LISTS := scripts/apt-packages.txt $(wildcard e2e/apt-packages.txt)
 
-.PHONY: install test test-unit test-e2e test-slow lint typecheck cluster-build dev dev-down bench clean
+.PHONY: install test test-unit test-e2e test-slow test-faults lint typecheck cluster-build dev dev-down bench clean
 
 install: $(VENV)/.installed $(VENV)/bin/helm
 
@@ -46,6 +46,12 @@ test: lint typecheck test-unit test-e2e
 
 test-slow: install
 	$(PY) -m pytest tests -m slow
+
+# The fault tier at full length (make test runs it bounded): the API server away 30 s, a
+# full disk, an HSM token removed, the operator SIGKILLed mid-sync and mid-rollout.
+test-faults: install
+	KVAULT_FAULT_PAUSE=30 $(PY) -m pytest e2e/tests/test_faults.py \
+		e2e/tests/test_operator_process.py::test_sigkill_mid_sync_converges_without_lost_or_duplicate_updates
 
 cluster-build: install
 	$(PY) -m e2e.cluster build

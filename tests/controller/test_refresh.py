@@ -30,8 +30,10 @@ async def test_queue_never_runs_a_key_twice_at_once_and_loses_no_update() -> Non
     key = ("ns", "a")
     q.add(key)
     await asyncio.wait_for(started.wait(), 5)
+    assert not q.superseded(key)
     q.add(key)  # while it runs: handled once more afterwards
     q.add(key)  # de-duplicated
+    assert q.superseded(key)  # what the running handler read is out of date
     gate.set()
     await asyncio.wait_for(finished.wait(), 5)
     await q.stop()

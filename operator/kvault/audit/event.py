@@ -15,6 +15,10 @@ class AuditEvent:
     item: str = ""
     version: str = ""
     request_id: str = ""
+    #: Refused authentication only: the client address, and how many refusals the line stands
+    #: for (see :mod:`kvault.vault.authfail`); other lines leave them out.
+    source: str = ""
+    count: int = 0
 
 
 class Auditor(Protocol):

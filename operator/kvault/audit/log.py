@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import threading
 from datetime import UTC, datetime
@@ -11,9 +13,22 @@ from pathlib import Path
 
 from kvault.audit.chain import GENESIS, canonical, line_hash
 from kvault.audit.event import AuditEvent
-from kvault.errors import ConfigError
+from kvault.errors import ConfigError, Unavailable
 
 _TAIL = 64 * 1024
+#: Lines held in memory while the file cannot be written; past this, operations are refused.
+MAX_HELD = 10_000
+_FULL = "the audit log {path} cannot be written (disk full?); no change is made until it can"
+log = logging.getLogger(__name__)
+
+
+def _count_lines(path: Path) -> int:
+    """Complete lines in the file (its newlines), read in blocks."""
+    count = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+    return count
 
 
 def _last_hash(path: Path) -> str:
@@ -51,12 +66,16 @@ class AuditLog:
         self._fsync = fsync
         self._lock = threading.Lock()
         self._prev = _last_hash(path)
-        self._written = 0  # lines written by this process
+        self._lines = _count_lines(path)  # in the file, for checkpoints
+        self._written = 0  # lines recorded by this process
         self._synced = 0  # of which known to be on disk
         self._syncing: asyncio.Lock | None = None
+        #: Bytes recorded but not yet in the file (it could not be written: disk full).
+        self._unwritten = bytearray()
+        self._failing = False
 
     def record(self, event: AuditEvent) -> None:
-        fields = {
+        fields: dict[str, object] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "principal": event.principal,
             "vault": event.vault,
@@ -67,16 +86,55 @@ class AuditLog:
             "request_id": event.request_id,
             "prev": "",
         }
+        if event.source:
+            fields["source"] = event.source
+        if event.count:
+            fields["count"] = event.count
         with self._lock:
             fields["prev"] = self._prev
             digest = line_hash(self._prev, fields)
-            os.write(self._fd, canonical({**fields, "hash": digest}) + b"\n")
-            if self._fsync:
-                os.fsync(self._fd)
+            self._unwritten += canonical({**fields, "hash": digest}) + b"\n"
             self._prev = digest
             self._written += 1
+            if self._write_unwritten() and self._fsync:
+                os.fsync(self._fd)
+            elif self._unwritten.count(b"\n") > MAX_HELD:
+                raise Unavailable(_FULL.format(path=self.path))
+
+    def _write_unwritten(self) -> bool:
+        """Append what is held to the file (lock held); whether all of it is there now.
+
+        A file that cannot be written (ENOSPC, EIO) keeps the lines in memory, in order and
+        chained, and says so once in the log; they go out with the next line that fits."""
+        while self._unwritten:
+            try:
+                done = os.write(self._fd, self._unwritten)
+            except OSError as exc:
+                if not self._failing:
+                    self._failing = True
+                    log.error(
+                        "audit log %s cannot be written (%s): its lines are held in memory",
+                        self.path,
+                        exc.strerror,
+                    )
+                return False
+            self._lines += self._unwritten[:done].count(b"\n")
+            del self._unwritten[:done]
+        if self._failing:
+            self._failing = False
+            log.warning("audit log %s is written again", self.path)
+        return True
+
+    def head(self) -> tuple[int, str] | None:
+        """How many lines the file holds and the hash of the last (the chain's head);
+        ``None`` while recorded lines are held in memory (the file's last line is not the
+        chain's head then)."""
+        with self._lock:
+            return None if self._unwritten else (self._lines, self._prev)
 
     async def settle(self) -> None:
+        """:class:`Unavailable` if a recorded line cannot be made durable (the file cannot
+        be written or synced): the change it announces must not be made."""
         target = self._written
         if self._synced >= target:
             return
@@ -85,15 +143,28 @@ class AuditLog:
         async with self._syncing:
             if self._synced >= target:  # a sync that began after our line covered it
                 return
-            upto, fd = self._written, self._fd
+            with self._lock:
+                if not self._write_unwritten():
+                    raise Unavailable(_FULL.format(path=self.path))
+                upto, fd = self._written, self._fd
             if fd < 0:
                 return  # closed: close() synced
-            await asyncio.to_thread(os.fdatasync, fd)
+            try:
+                await asyncio.to_thread(os.fdatasync, fd)
+            except OSError as exc:
+                raise Unavailable(_FULL.format(path=self.path) + f" ({exc.strerror})") from None
             self._synced = max(self._synced, upto)
 
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
-                os.fsync(self._fd)
+                if not self._write_unwritten():
+                    log.error(
+                        "audit log %s: %d lines could not be written before closing",
+                        self.path,
+                        self._unwritten.count(b"\n"),
+                    )
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = -1

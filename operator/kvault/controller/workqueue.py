@@ -62,6 +62,11 @@ class WorkQueue:
         if timer is not None:
             timer[1].cancel()
 
+    def superseded(self, key: Key) -> bool:
+        """Whether ``key`` was added again while it is being handled: what the handler read
+        is already out of date, and the queue runs it once more when it returns."""
+        return key in self._dirty
+
     def depth(self) -> int:
         return len(self._pending)
 

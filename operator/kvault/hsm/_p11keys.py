@@ -6,7 +6,9 @@ mechanisms in :mod:`kvault.hsm._p11mech` and run in :mod:`kvault.hsm._p11ops`. T
 another replica logged into the same token) finds the object by it.
 
 A handle whose object is gone raises :class:`kvault.errors.HSMError` ("not in token"); a
-handle made by another plugin raises :class:`kvault.errors.IntegrityError`.
+handle made by another plugin raises :class:`kvault.errors.IntegrityError`; a token that
+went away raises :class:`kvault.errors.HSMUnavailable` (the plugin reconnects when it is
+back: every call goes through its ``_call``).
 
 Every call runs on the single PKCS#11 thread (:mod:`kvault.hsm._p11thread`): SoftHSM2 under
 python-pkcs11 crashes on concurrent calls, and python-pkcs11 cannot ask for OS locking. A
@@ -19,22 +21,31 @@ thread (and every other PKCS#11 call) for up to seconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from kvault.crypto.keys import Encrypted, Private
 from kvault.hsm import _p11mech as p11mech
 from kvault.hsm import _p11objects as p11o
 from kvault.hsm import _p11ops as p11ops
-from kvault.hsm import _p11thread as p11thread
-from kvault.hsm._p11sessions import SharedSession
 from kvault.hsm.keys import check_label
+
+T = TypeVar("T")
+
+
+class _Call(Protocol):
+    """The plugin's ``_call``: ``fn(session, *args)`` on the PKCS#11 thread."""
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
 
 
 class Pkcs11Keys:
     """Keys generated and used inside the plugin's token; see the module docstring."""
 
-    def __init__(self, session: Callable[[], SharedSession]) -> None:
-        self._session = session  # the plugin's: raises HSMError while it is not open
+    def __init__(self, call: _Call) -> None:
+        #: The plugin's: runs ``fn(session, *args)`` on the PKCS#11 thread, reconnecting once
+        #: if the token went away; HSMError while the plugin is not open.
+        self._call = call
 
     async def create_key(
         self,
@@ -47,17 +58,17 @@ class Pkcs11Keys:
     ) -> tuple[bytes, dict[str, str]]:
         check_label(label)
         base, bits, crv, exponent = p11mech.check_spec(kty, size, crv, public_exponent)
-        jwk = await p11thread.call(p11o.t_create, self._session(), label, base, bits, crv, exponent)
+        jwk = await self._call(p11o.t_create, label, base, bits, crv, exponent)
         return p11o.handle_for(label), jwk
 
     async def import_key(self, label: str, key: Private) -> tuple[bytes, dict[str, str]]:
         check_label(label)
-        jwk = await p11thread.call(p11o.t_import, self._session(), label, key)
+        jwk = await self._call(p11o.t_import, label, key)
         return p11o.handle_for(label), jwk
 
     async def sign(self, handle: bytes, alg: str, digest: bytes) -> bytes:
         label = p11o.label_of(handle)
-        return await p11thread.call(p11ops.t_sign, self._session(), label, alg, digest)
+        return await self._call(p11ops.t_sign, label, alg, digest)
 
     async def decrypt(
         self,
@@ -70,13 +81,11 @@ class Pkcs11Keys:
         tag: bytes | None = None,
     ) -> bytes:
         label = p11o.label_of(handle)
-        return await p11thread.call(
-            p11ops.t_decrypt, self._session(), label, alg, ciphertext, iv, aad, tag
-        )
+        return await self._call(p11ops.t_decrypt, label, alg, ciphertext, iv, aad, tag)
 
     async def unwrap(self, handle: bytes, alg: str, wrapped: bytes) -> bytes:
         label = p11o.label_of(handle)
-        return await p11thread.call(p11ops.t_unwrap, self._session(), label, alg, wrapped)
+        return await self._call(p11ops.t_unwrap, label, alg, wrapped)
 
     async def encrypt(
         self,
@@ -88,18 +97,16 @@ class Pkcs11Keys:
         aad: bytes | None = None,
     ) -> Encrypted:
         label = p11o.label_of(handle)
-        return await p11thread.call(
-            p11ops.t_encrypt, self._session(), label, alg, plaintext, iv, aad
-        )
+        return await self._call(p11ops.t_encrypt, label, alg, plaintext, iv, aad)
 
     async def wrap(self, handle: bytes, alg: str, key: bytes) -> bytes:
         label = p11o.label_of(handle)
-        return await p11thread.call(p11ops.t_wrap, self._session(), label, alg, key)
+        return await self._call(p11ops.t_wrap, label, alg, key)
 
     async def exists(self, handle: bytes) -> bool:
         label = p11o.label_of(handle)
-        return bool(await p11thread.call(p11o.t_exists, self._session(), label))
+        return bool(await self._call(p11o.t_exists, label))
 
     async def destroy(self, handle: bytes) -> None:
         label = p11o.label_of(handle)
-        await p11thread.call(p11o.t_destroy, self._session(), label)
+        await self._call(p11o.t_destroy, label)

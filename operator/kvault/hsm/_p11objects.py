@@ -25,7 +25,7 @@ from pkcs11 import exceptions as p11e
 from kvault.crypto import jwk
 from kvault.crypto import keys as jose
 from kvault.crypto.keys import Private
-from kvault.errors import HSMError, IntegrityError
+from kvault.errors import HSMError, HSMUnavailable, IntegrityError
 from kvault.hsm import _p11sessions as p11s
 from kvault.hsm import _p11templates as tpl
 from kvault.hsm import _p11thread as p11thread
@@ -68,10 +68,9 @@ def object_id(label: str) -> bytes:
     return hashlib.sha256(_ID_INFO + label.encode("utf-8")).digest()[:16]
 
 
-def _device_error(what: str, shared: p11s.SharedSession, e: Exception) -> HSMError:
-    return HSMError(
-        f"pkcs11 HSM: {what} in token {shared.token_label!r} failed: {type(e).__name__}"
-    )
+def _device_error(what: str, shared: p11s.SharedSession, e: Exception) -> HSMError | HSMUnavailable:
+    text = f"pkcs11 HSM: {what} in token {shared.token_label!r} failed: {type(e).__name__}"
+    return HSMUnavailable(text) if isinstance(e, p11s.GONE) else HSMError(text)
 
 
 # -- public JWK ---------------------------------------------------------------------------
@@ -190,7 +189,7 @@ def t_find(shared: p11s.SharedSession, label: str) -> Held:
     except p11e.PKCS11Error as e:
         raise _device_error(f"looking up key {label!r}", shared, e) from None
     if not found:
-        raise HSMError(
+        raise p11s.NotInToken(
             f"pkcs11 HSM: key {label!r} is not in token {shared.token_label!r} "
             "(destroyed, or kvault is connected to another token)"
         )

@@ -26,7 +26,7 @@ from pkcs11 import exceptions as p11e
 
 from kvault.crypto import keys as jose
 from kvault.crypto.keys import Encrypted, JoseError
-from kvault.errors import HSMError
+from kvault.errors import HSMError, HSMUnavailable
 from kvault.hsm import _p11mech as mech
 from kvault.hsm import _p11sessions as p11s
 from kvault.hsm import _p11thread as p11thread
@@ -78,15 +78,16 @@ def _run(
             return op(held)
         except _STALE:
             shared.held.pop(label, None)
-            if attempt:
-                raise HSMError(f"pkcs11 HSM: key {label!r} vanished during {what}") from None
+            if attempt:  # stale again: the token itself went away
+                raise HSMUnavailable(f"pkcs11 HSM: key {label!r} vanished during {what}") from None
         except data_errors:
             raise JoseError(failure or "") from None
         except p11e.PKCS11Error as e:
-            raise HSMError(
+            text = (
                 f"pkcs11 HSM: {what} with key {label!r} in token {shared.token_label!r} "
                 f"failed: {type(e).__name__}"
-            ) from None
+            )
+            raise (HSMUnavailable(text) if isinstance(e, p11s.GONE) else HSMError(text)) from None
     raise AssertionError("unreachable")
 
 

@@ -15,6 +15,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pkcs11
+import pkcs11.exceptions as p11e
+
+from kvault.errors import HSMError
+
+#: What a token says when it, its session or its objects went away (removed, reloaded, the
+#: device failed): the plugin reconnects once and tries again.
+GONE: tuple[type[Exception], ...] = (
+    p11e.DeviceError,
+    p11e.DeviceRemoved,
+    p11e.KeyHandleInvalid,
+    p11e.ObjectHandleInvalid,
+    p11e.SessionClosed,
+    p11e.SessionHandleInvalid,
+    p11e.TokenNotPresent,
+    p11e.UserNotLoggedIn,
+)
+
+
+class NotInToken(HSMError):
+    """A key's object is not in the token: destroyed, or the token is not the one it was
+    (the plugin reconnects once to tell the two apart)."""
 
 
 @dataclass(eq=False)
@@ -24,6 +45,8 @@ class SharedSession:
     session: pkcs11.Session
     pin_digest: bytes
     refs: int = 1
+    #: The module's re-initialisation this session was opened after (see :data:`epochs`).
+    epoch: int = 0
     keys: dict[str, Any] = field(default_factory=dict)  # label -> SecretKey (stubs lack encrypt)
     # HSM-held keys found so far, by label (kvault.hsm._p11objects.Held); token objects
     # outlive lookups, so only destroy (or a stale-handle error) drops an entry.
@@ -36,6 +59,9 @@ class SharedSession:
 
 
 sessions: dict[tuple[str, str], SharedSession] = {}
+#: How many times each module was re-initialised to reconnect (so sessions that find theirs
+#: already re-initialised by another only reopen, instead of re-initialising it again).
+epochs: dict[str, int] = {}
 loaded_modules: set[str] = set()  # modules this process has loaded (and initialised)
 
 

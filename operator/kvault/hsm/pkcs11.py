@@ -20,17 +20,19 @@ duplicate label is detected and refused at the next open.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from kvault.errors import ConfigError, HSMError, IntegrityError
+from kvault.errors import ConfigError, HSMError, HSMUnavailable, IntegrityError
 from kvault.hsm import _p11sessions as p11s
 from kvault.hsm import _p11thread as p11thread
 from kvault.hsm._options import check_known, read_secret_file
@@ -46,9 +48,14 @@ DEFAULT_LABEL_PREFIX = "kvault-root-"
 NONCE_BYTES = 12
 TAG_BITS = 128
 _OPTIONS = ("module", "token_label", "pin_file", "pin_env", "label_prefix")
+#: Seconds between two attempts to reconnect to a token that went away.
+RECONNECT_EVERY = 1.0
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Failures of the device or session, not of the data: report as HSMError, not tampering.
 _DEVICE_ERRORS: tuple[type[Exception], ...] = (
+    p11e.ObjectHandleInvalid,
     p11e.DeviceError,
     p11e.DeviceMemory,
     p11e.DeviceRemoved,
@@ -89,7 +96,8 @@ class Pkcs11HSM:
         self._shared: p11s.SharedSession | None = None
         self._active: str | None = None
         #: HSM-held keys (:class:`kvault.hsm.keys.HsmKeys`), usable while the plugin is open.
-        self.keys = Pkcs11Keys(self._session)
+        self.keys = Pkcs11Keys(self._call)
+        self._reconnected = -RECONNECT_EVERY  # loop time of the last reconnect attempt
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> Self:
@@ -164,22 +172,44 @@ class Pkcs11HSM:
 
     # -- operations ------------------------------------------------------------------------
 
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(session, *args)`` on the PKCS#11 thread. If the token went away (removed,
+        reloaded, a device error), reconnect once and try again; while it stays away, the
+        caller gets :class:`HSMUnavailable` (503), and nothing falls back to anything."""
+        try:
+            return await p11thread.call(fn, self._session(), *args)
+        except (HSMUnavailable, p11s.NotInToken):
+            if not await self._reconnect():
+                raise
+        return await p11thread.call(fn, self._session(), *args)
+
+    async def _reconnect(self) -> bool:
+        """Re-initialise the module and log in again (a token that was removed stays
+        forgotten until ``C_Initialize``); at most once per :data:`RECONNECT_EVERY`
+        seconds. False when it is too early to try again."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._reconnected < RECONNECT_EVERY:
+            return False
+        self._reconnected = loop.time()
+        labels = await p11thread.call(_t_reconnect, self._session(), self._read_pin(), self._prefix)
+        self._active = labels[-1]
+        log.warning("pkcs11 HSM: reconnected to token %r", self._token_label)
+        return True
+
     async def wrap(self, key: bytes, aad: bytes) -> WrappedKey:
-        label = self.active_key_id
         nonce = os.urandom(NONCE_BYTES)
-        ct = await p11thread.call(_t_encrypt, self._session(), label, nonce, key, aad)
+        label, ct = await self._call(_t_encrypt, self._prefix, self.active_key_id, nonce, key, aad)
         return WrappedKey(key_id=label, blob=nonce + ct)
 
     async def unwrap(self, wrapped: WrappedKey, aad: bytes) -> bytes:
-        shared = self._session()
         if _index(self._prefix, wrapped.key_id) is None:
             raise ConfigError(f"pkcs11 HSM: unknown root key id {wrapped.key_id[:64]!r}")
         if len(wrapped.blob) < NONCE_BYTES + TAG_BITS // 8:
             raise IntegrityError("wrapped key failed authentication (blob too short)")
-        return await p11thread.call(_t_decrypt, shared, self._prefix, wrapped, aad)
+        return await self._call(_t_decrypt, self._prefix, wrapped, aad)
 
     async def rotate(self) -> str:
-        self._active = await p11thread.call(_t_rotate, self._session(), self._prefix)
+        self._active = await self._call(_t_rotate, self._prefix)
         return self._active
 
 
@@ -283,6 +313,38 @@ def _t_open(module: str, token_label: str, pin: str, prefix: str) -> tuple[p11s.
     return shared, labels[-1]
 
 
+def _t_reconnect(shared: p11s.SharedSession, pin: str, prefix: str) -> list[str]:
+    """Reopen ``shared`` after its token went away: re-initialise the module unless another
+    session already did since this one opened, log in again, reload the root keys (HSM-held
+    keys are found again on use). :class:`HSMUnavailable` while the token is still away."""
+    p11thread.require_worker_thread()
+    module, label = shared.module, shared.token_label
+    lib = _t_lib(module)
+    with contextlib.suppress(p11e.PKCS11Error):
+        shared.session.close()
+    shared.keys.clear()
+    shared.held.clear()
+    if shared.epoch == p11s.epochs.get(module, 0):
+        with contextlib.suppress(p11e.PKCS11Error):
+            lib.reinitialize()
+        p11s.epochs[module] = shared.epoch + 1
+    shared.epoch = p11s.epochs[module]
+    try:
+        token = lib.get_token(token_label=label)
+    except p11e.PKCS11Error as e:
+        raise HSMUnavailable(
+            f"pkcs11 HSM: token {label!r} is not present ({type(e).__name__})"
+        ) from None
+    try:
+        shared.session = _t_login(token, label, pin)
+        labels = _t_scan(shared, prefix)
+    except p11e.PKCS11Error as e:
+        raise HSMUnavailable(f"pkcs11 HSM: token {label!r}: {type(e).__name__}") from None
+    if not labels:
+        raise HSMUnavailable(f"pkcs11 HSM: token {label!r} holds no root key")
+    return labels
+
+
 def _t_release(shared: p11s.SharedSession) -> None:
     p11thread.require_worker_thread()
     shared.refs -= 1
@@ -299,7 +361,12 @@ def _t_scan(shared: p11s.SharedSession, prefix: str) -> list[str]:
     found: dict[int, Any] = {}  # pkcs11 SecretKey; its stubs lack the encrypt mixin
     template = {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES}
     obj: Any
-    for obj in list(shared.session.get_objects(template)):
+    try:
+        objects = list(shared.session.get_objects(template))
+    except p11e.PKCS11Error as e:
+        text = f"pkcs11 HSM: listing the root keys of {shared.token_label!r}: {type(e).__name__}"
+        raise (HSMUnavailable(text) if isinstance(e, p11s.GONE) else HSMError(text)) from None
+    for obj in objects:
         n = _index(prefix, obj.label)
         if n is None:
             continue
@@ -348,18 +415,28 @@ def _t_rotate(shared: p11s.SharedSession, prefix: str) -> str:
 
 
 def _t_encrypt(
-    shared: p11s.SharedSession, label: str, nonce: bytes, key: bytes, aad: bytes
-) -> bytes:
+    shared: p11s.SharedSession, prefix: str, label: str, nonce: bytes, key: bytes, aad: bytes
+) -> tuple[str, bytes]:
+    """(the root key used, the ciphertext): ``label``, or after a reconnect (the cache was
+    cleared) the newest root key the token holds."""
     p11thread.require_worker_thread()
+    root = shared.keys.get(label)
+    if root is None:
+        labels = _t_scan(shared, prefix)
+        if not labels:
+            raise HSMUnavailable(f"pkcs11 HSM: token {shared.token_label!r} holds no root key")
+        label = labels[-1]
+        root = shared.keys[label]
     try:
-        ct: bytes = shared.keys[label].encrypt(
+        ct: bytes = root.encrypt(
             key,
             mechanism=Mechanism.AES_GCM,
             mechanism_param=pkcs11.GCMParams(nonce, aad, TAG_BITS),
         )
     except p11e.PKCS11Error as e:
-        raise HSMError(f"pkcs11 HSM: wrap under {label!r} failed: {type(e).__name__}") from None
-    return ct
+        text = f"pkcs11 HSM: wrap under {label!r} failed: {type(e).__name__}"
+        raise (HSMUnavailable(text) if isinstance(e, p11s.GONE) else HSMError(text)) from None
+    return label, ct
 
 
 def _t_decrypt(shared: p11s.SharedSession, prefix: str, wrapped: WrappedKey, aad: bytes) -> bytes:
@@ -367,8 +444,9 @@ def _t_decrypt(shared: p11s.SharedSession, prefix: str, wrapped: WrappedKey, aad
     label = wrapped.key_id
     key = shared.keys.get(label)
     if key is None:
-        _t_scan(shared, prefix)  # rotated by another instance or process since we loaded
-        key = shared.keys.get(label)
+        if not _t_scan(shared, prefix):  # not even our root keys: the token went away
+            raise HSMUnavailable(f"pkcs11 HSM: token {shared.token_label!r} holds no root key")
+        key = shared.keys.get(label)  # rotated by another instance or process since we loaded
         if key is None:
             raise ConfigError(
                 f"pkcs11 HSM: unknown root key id {label!r} "
@@ -380,7 +458,9 @@ def _t_decrypt(shared: p11s.SharedSession, prefix: str, wrapped: WrappedKey, aad
             ct, mechanism=Mechanism.AES_GCM, mechanism_param=pkcs11.GCMParams(nonce, aad, TAG_BITS)
         )
     except _DEVICE_ERRORS as e:
-        raise HSMError(f"pkcs11 HSM: unwrap under {label!r} failed: {type(e).__name__}") from None
+        raise HSMUnavailable(
+            f"pkcs11 HSM: unwrap under {label!r} failed: {type(e).__name__}"
+        ) from None
     except p11e.PKCS11Error:
         raise IntegrityError(
             f"wrapped key failed authentication under root key {label!r} "

@@ -127,7 +127,7 @@ class VaultSecretController:
             await objects.add_finalizer(self.kube, VAULTSECRETS, body, PROJECTION_FINALIZER)
             meta.setdefault("finalizers", []).append(PROJECTION_FINALIZER)
         started = time.monotonic()
-        result = await self.projector.sync(body, plan)
+        result = await self.projector.sync(body, plan, lambda: self.queue.superseded(key))
         metrics.SYNC_SECONDS.observe(time.monotonic() - started)
         if result.content_hash:
             self.expected[key] = (result.content_hash, result.keys, result.fingerprint)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kvault.controller import metrics
@@ -42,8 +42,14 @@ class Projector:
         self.options = options
         self.accounts = ServiceAccounts(kube)
 
-    async def sync(self, body: Mapping[str, Any], plan: Plan) -> Result:
-        """Project once; returns the status (the caller writes it)."""
+    async def sync(
+        self,
+        body: Mapping[str, Any],
+        plan: Plan,
+        superseded: Callable[[], bool] = lambda: False,
+    ) -> Result:
+        """Project once; returns the status (the caller writes it). ``superseded`` says
+        whether a newer change arrived meanwhile (see the rollout restart below)."""
         previous = body.get("status") or {}
         try:
             await self.accounts.check(plan.namespace, plan.sa)
@@ -64,6 +70,14 @@ class Projector:
             restarted: list[str] = []
             prev_hash = previous.get("contentHash")
             if prev_hash and prev_hash != digest:
+                if superseded():
+                    # Newer content is on its way (the queue runs this object again at once):
+                    # restarting now would restart the workloads twice for one burst of
+                    # changes (e.g. writes queued while the API server was away). The next
+                    # pass restarts once, for the newest content; the status stays as it was.
+                    keys = tuple(sorted(encoded))
+                    fingerprint = secret.fingerprint(encoded, keys)
+                    return Result(dict(previous), "Superseded", wrote, digest, fingerprint, keys)
                 restarted = await restart(self.kube, plan, digest)
         except Refused as refused:
             if refused.drop:
