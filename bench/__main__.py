@@ -7,12 +7,13 @@ import asyncio
 import json
 import sys
 
-from bench import api, certificates, core, keys, operator
+from bench import api, certificates, core, identity, keys, operator
 
 BENCHMARKS = {
     "api": api.run,
     "certificates": certificates.run,
     "core": core.run,
+    "identity": identity.run,
     "keys": keys.run,
     "operator": operator.run,
 }

@@ -28,7 +28,11 @@ import aiohttp
 CONNECTIONS = 32
 MAX_REQUESTS = 200_000  # per measurement, whatever the duration
 ROOT = Path(__file__).resolve().parents[1]
-_SERVER = (sys.executable, "-m", "kvault.cli.main", "server", "--dev", "--port", "0")
+#: Unthrottled: the benchmark measures the server, not its rate limits.
+_SERVER = (
+    *(sys.executable, "-m", "kvault.cli.main", "server", "--dev", "--port", "0"),
+    *("--vault-rate-limit", "0", "--principal-rate-limit", "0"),
+)
 
 
 def _start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:

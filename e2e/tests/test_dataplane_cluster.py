@@ -40,13 +40,20 @@ class BearerToken:
         return AccessToken(self.token, 2**31 - 1)
 
 
-def _client(server: DevServer, token: str) -> SecretClient:
+def vault_host(server: DevServer, vault: str) -> str:
+    """The Host that names ``vault`` at the server's local address (a cluster server has no
+    default vault; in a pod the URL ``https://V.N.svc`` names it)."""
+    return f"{vault}.localhost:{server.endpoint.rpartition(':')[2]}"
+
+
+def _client(server: DevServer, token: str, vault: str) -> SecretClient:
     """The SDK as a pod would build it, with a ServiceAccount token as the bearer."""
     return SecretClient(
         server.endpoint,
         BearerToken(token),
         verify_challenge_resource=False,
         connection_verify=server.env["KVAULT_CA_FILE"],
+        headers={"Host": vault_host(server, vault)},
     )
 
 
@@ -68,7 +75,7 @@ async def _prepare(data: Path, vault: str, reader: str) -> None:
         await kv.close()
 
 
-def _start(data: Path, cluster: Cluster, vault: str) -> DevServer:
+def _start(data: Path, cluster: Cluster) -> DevServer:
     args = [
         "server",
         "--data-dir",
@@ -77,8 +84,6 @@ def _start(data: Path, cluster: Cluster, vault: str) -> DevServer:
         "0",
         "--kubeconfig",
         cluster.kubeconfig,
-        "--default-vault",
-        vault,
     ]
     return start_server(args, data, ("KVAULT_ENDPOINT", "KVAULT_CA_FILE"))
 
@@ -93,7 +98,7 @@ def served(
     vault = f"demo.{namespace}"
     data = tmp_path / "data"
     asyncio.run(_prepare(data, vault, f"{namespace}/reader"))
-    server = _start(data, cluster, vault)
+    server = _start(data, cluster)
     yield server, vault
     stop(server)
     assert not any(VALUE in line for line in server.output)
@@ -102,19 +107,19 @@ def served(
 def test_service_account_token_reads_a_secret_with_the_sdk(
     served: tuple[DevServer, str], kube_cluster: Cluster, namespace: str
 ) -> None:
-    server, _ = served
+    server, vault = served
     token = request_token(kube_cluster, namespace, "reader", "kvault")
-    client = _client(server, token)
+    client = _client(server, token, vault)
     assert client.get_secret("db-password").value == VALUE
 
     stranger = request_token(kube_cluster, namespace, "stranger", "kvault")
-    denied = _client(server, stranger)
+    denied = _client(server, stranger, vault)
     with pytest.raises(HttpResponseError) as err:
         denied.get_secret("db-password")
     assert err.value.status_code == 403 and "ForbiddenByRbac" in str(err.value)
 
     wrong_audience = request_token(kube_cluster, namespace, "reader", "not-kvault")
-    bad = _client(server, wrong_audience)
+    bad = _client(server, wrong_audience, vault)
     with pytest.raises(HttpResponseError) as err:
         bad.get_secret("db-password")
     assert err.value.status_code == 401
@@ -123,7 +128,7 @@ def test_service_account_token_reads_a_secret_with_the_sdk(
 def test_default_azure_credential_with_workload_identity_env_only(
     served: tuple[DevServer, str], kube_cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
-    server, _ = served
+    server, vault = served
     token_file = tmp_path / "token"
     token_file.write_text(request_token(kube_cluster, namespace, "reader", "kvault"))
     script = textwrap.dedent(
@@ -132,7 +137,7 @@ def test_default_azure_credential_with_workload_identity_env_only(
         from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
         client = SecretClient(sys.argv[1], DefaultAzureCredential(),
-                              verify_challenge_resource=False)
+                              verify_challenge_resource=False, headers={"Host": sys.argv[2]})
         print(client.get_secret("db-password").value)
         """
     )
@@ -145,7 +150,7 @@ def test_default_azure_credential_with_workload_identity_env_only(
         REQUESTS_CA_BUNDLE=server.env["KVAULT_CA_FILE"],  # trust kvault's CA, as a pod would
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, server.endpoint],
+        [sys.executable, "-c", script, server.endpoint, vault_host(server, vault)],
         env=env,
         capture_output=True,
         text=True,

@@ -9,6 +9,7 @@ CRDs.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -285,3 +286,55 @@ def test_labelled_pod_reads_with_default_azure_credential(
     untouched = cluster.core.create_namespaced_pod(ns, plain)
     assert not untouched.spec.containers[0].env
     assert not [v for v in untouched.spec.volumes or [] if v.name.startswith("kvault")]
+
+
+def test_audit_checkpoints_reach_a_config_map_and_catch_a_cut_tail(
+    kube_cluster: Cluster, namespace: str, incluster: Release, tmp_path: Any
+) -> None:
+    """The operator pod seals its audit log's head under the HSM root into ConfigMap
+    ``kvault-audit-checkpoint`` (key ``<pod>.json``, at start and each minute in which lines
+    were added); the pod's log verifies against it, and a copy with its tail cut is reported,
+    though what is left of it still chains."""
+    import shutil
+    import subprocess
+    import sys
+
+    cluster, ns = kube_cluster, namespace
+    provision_vault(cluster, ns, "main", [sa_role("admin", ADMIN)])
+    set_secret(data_plane(incluster, admin_token(cluster, ns), "main", ns), "audited", VALUE)
+    written = len((incluster.data_dir / "audit.log").read_text().splitlines())
+    pod = incluster.ready_pod()
+    assert pod is not None
+    key = f"{pod.metadata.name}.json"
+
+    def published() -> str | None:
+        cm = kube.get_or_none(
+            cluster.core.read_namespaced_config_map, "kvault-audit-checkpoint", incluster.namespace
+        )
+        doc = None if cm is None else (cm.data or {}).get(key)
+        return doc if doc and json.loads(doc)["lines"] >= written else None
+
+    # The next checkpoint after those writes: within a minute.
+    doc = wait_for(published, 90, "a checkpoint of the pod's audit log covering our writes")
+    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint.write_text(doc)
+    log = tmp_path / "audit.log"
+    shutil.copy(incluster.data_dir / "audit.log", log)
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kvault.cli.main", "audit", "verify", str(log),
+             "--checkpoint", str(checkpoint),
+             "--hsm-option", f"key_file={incluster.data_dir / 'hsm.key'}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    whole = verify()
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    assert "lines of the checkpoint of" in whole.stdout
+    lines = log.read_text().splitlines(keepends=True)
+    counted = json.loads(doc)["lines"]
+    log.write_text("".join(lines[: counted // 2]))
+    cut = verify()
+    assert cut.returncode == 1, cut.stdout + cut.stderr
+    assert "chain intact" in cut.stdout and "cut tail" in cut.stdout

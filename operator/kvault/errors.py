@@ -73,9 +73,45 @@ class Forbidden(KvaultError):
 
 
 class Unauthenticated(KvaultError):
-    """No credential, or one that is invalid, expired or for another audience (HTTP 401)."""
+    """No credential, or one that is invalid, expired or for another audience (HTTP 401).
+
+    ``reason`` is one of :data:`AUTH_REASONS`: the audit line's outcome and the label of the
+    authentication-failure metric (a fixed set, never text from the request)."""
 
     code = "Unauthorized"
+
+    def __init__(self, message: str, reason: str = "InvalidToken") -> None:
+        super().__init__(message)
+        self.reason = reason if reason in AUTH_REASONS else "InvalidToken"
+
+
+#: Why a request was not authenticated (:attr:`Unauthenticated.reason`).
+AUTH_REASONS = frozenset(
+    {
+        "MissingToken",  # no ``Authorization: Bearer`` (the SDKs' first, challenge request)
+        "MalformedToken",  # not a token this kvault can parse
+        "BadSignature",  # a kvault token whose signature does not verify
+        "WrongIssuer",
+        "WrongAudience",
+        "ExpiredToken",
+        "NotYetValid",
+        "InvalidToken",  # refused otherwise (unknown, revoked, refused by the Kubernetes API)
+    }
+)
+
+
+class Throttled(KvaultError):
+    """Too many requests for a vault or from a principal (HTTP 429 + ``Retry-After``).
+
+    ``reason`` says which limit (Azure's message names it); ``retry_after`` is whole seconds
+    until the request would be admitted."""
+
+    code = "Throttled"
+
+    def __init__(self, message: str, reason: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = max(1, retry_after)
 
 
 class Unavailable(KvaultError):
@@ -83,6 +119,11 @@ class Unavailable(KvaultError):
     caller may retry (HTTP 503). Says nothing about the caller's credential."""
 
     code = "ServiceUnavailable"
+
+
+class HSMUnavailable(Unavailable):
+    """The HSM does not answer now (token removed, device error): nothing falls back to
+    anything else, the request is refused with 503, and kvault reconnects when it returns."""
 
 
 class ForbiddenByRbac(Forbidden):
@@ -120,9 +161,16 @@ class ConfigError(KvaultError):
 
 
 class StorageConflict(KvaultError):
-    """A compare-and-set precondition failed; the caller may re-read and retry."""
+    """A compare-and-set precondition failed; the caller may re-read and retry.
+
+    The domain retries its own (:func:`kvault.barrier.retry.cas_retry`); one that escapes
+    reaches a client as Azure's 409 ``Conflict`` (nothing was written), audited so."""
 
     code = "StorageConflict"
+
+    @property
+    def outcome(self) -> str:
+        return "Conflict"
 
 
 class HSMError(KvaultError):

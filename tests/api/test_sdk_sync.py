@@ -148,6 +148,24 @@ def test_backup_restore_round_trip(client: SecretClient) -> None:
     assert err.value.error is not None and err.value.error.code == "BadParameter"
 
 
+def test_restore_over_a_live_secret_of_other_versions_is_409(client: SecretClient) -> None:
+    """Azure answers 409 Conflict when the name is taken, whatever versions it holds; the
+    live secret is left as it was."""
+    name = unique()
+    client.set_secret(name, "backed-up")
+    blob = client.backup_secret(name)
+    client.begin_delete_secret(name).wait()
+    client.purge_deleted_secret(name)
+    live = client.set_secret(name, "live")
+    with pytest.raises(ResourceExistsError) as err:
+        client.restore_secret_backup(blob)
+    assert err.value.status_code == 409
+    assert err.value.error is not None and err.value.error.code == "Conflict"
+    assert client.get_secret(name).value == "live"
+    versions = [p.version for p in client.list_properties_of_secret_versions(name)]
+    assert versions == [live.properties.version]
+
+
 def test_errors_have_the_azure_shape(client: SecretClient) -> None:
     with pytest.raises(ResourceNotFoundError) as missing:
         client.get_secret(unique("missing"))

@@ -194,3 +194,37 @@ def test_errors_are_one_line_with_reliable_exit_codes(server: DevServer) -> None
     assert usage.returncode == 2 and "exactly one of --value and --file" in usage.stderr
     for r in (bad_token, no_token, bad_name, usage):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+# --- az's rough edges (issue 12 finding 10) -----------------------------------------------------
+
+
+def test_az_habits_version_output_none_and_a_value_starting_with_a_dash(server: DevServer) -> None:
+    version = kvault(server, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("kvault "), version
+    v = ("--vault-name", "dev", "--name", "dashed")
+    quiet = kvault(server, "secret", "set", *v, "--value", "-abc", "-o", "none")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == ""  # -o none prints nothing; the exit code says how it went
+    assert ok(server, "secret", "show", *v, "--query", "value", "-o", "tsv") == "-abc\n"
+    missing = kvault(server, "secret", "show", "--vault-name", "dev", "-n", "nope", "-o", "none")
+    assert missing.returncode != 0 and missing.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (("vault", "list"), "vaults are Kubernetes resources here"),
+        (("secrt", "set"), "Did you mean 'secret'?"),
+        (("secret", "sho"), "Did you mean 'show'?"),
+    ],
+)
+def test_an_unknown_command_is_named_with_a_hint(
+    server: DevServer, args: tuple[str, ...], hint: str
+) -> None:
+    result = kvault(server, *args)
+    assert result.returncode == 2
+    unknown = args[1] if args[0] == "secret" else args[0]
+    assert f"'{unknown}' is misspelled or not recognized by the system." in result.stderr
+    assert hint in result.stderr
+    assert "invalid choice" not in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -141,16 +140,8 @@ async def test_verified_tokens_are_cached_by_digest(
     assert all(len(k) == 32 for k in tokens.cache._entries)  # digests, never tokens
 
 
-async def test_cached_verification_fits_the_data_plane_budget(tokens: AccessTokens) -> None:
-    token = (await tokens.mint(ALICE)).token
-    chain = ChainAuthenticator(tokens, TokenReviewAuthenticator(FakeReviewer()))
-    await chain.authenticate(token)
-    n = 5000
-    start = time.perf_counter()
-    for _ in range(n):
-        await chain.authenticate(token)
-    per_call = (time.perf_counter() - start) / n
-    assert per_call < 20e-6, f"{per_call * 1e6:.1f} µs per cached authentication"
+# What a cached verification costs (the data plane's 20 µs budget) is a figure of
+# `python -m bench identity`, not an assertion here: a timing fails on a busy machine.
 
 
 async def test_rotation_keeps_old_tokens_valid_and_reaches_other_replicas(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kvault.api import openapi, routing
+from kvault.api import limits, openapi, routing
 from kvault.api.auth import PUBLIC
 from kvault.api.config import CONFIG, ApiConfig
 from kvault.api.middleware import middleware
+from kvault.api.throttle import THROTTLE, Throttle
 
-#: Bodies are small JSON (values are at most 25 KiB); refuse anything far larger early.
-MAX_BODY = 256 * 1024
+#: Bodies are small JSON (values are at most 25 KiB); a larger one is refused (413) before it
+#: is read when declared (:mod:`kvault.api.connections`), as it passes the limit when chunked.
+MAX_BODY = limits.MAX_BODY
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -25,6 +27,7 @@ async def noop(_: web.Request) -> web.Response:
 def build_app(config: ApiConfig) -> web.Application:
     app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
+    app[THROTTLE] = Throttle(config.limits)
     app.router.add_get("/healthz", healthz, name=PUBLIC + "healthz")
     app.router.add_get("/healthz/noop", noop, name="noop")
     app.router.add_get("/openapi.json", openapi.handler, name=PUBLIC + "openapi")

@@ -3,6 +3,10 @@
 The Key Vault SDKs open with a body-less, token-less request and replay it once they have a
 token for the challenge's scope, so an unauthenticated request must get the challenge before
 its path, body or parameters are looked at.
+
+Every refusal is counted (``kvault_auth_failures_total{reason}``) and audited by the domain
+(``Authenticate`` lines aggregated per client address, vault and reason:
+:mod:`kvault.vault.authfail`); neither names the token nor any header value.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import re
 
 from aiohttp import web
 
+from kvault.api import metrics
 from kvault.api.config import CONFIG
 from kvault.api.errors import error_response
-from kvault.api.hosts import challenge_resource
+from kvault.api.hosts import challenge_resource, vault_for_host
 from kvault.errors import Unauthenticated
 from kvault.identity.model import Principal
+from kvault.vault.names import VAULT_NAME
 
 PUBLIC = "public:"  # prefix of the route names that need no token
 PRINCIPAL = web.RequestKey("kvault.principal", Principal)
@@ -40,13 +46,23 @@ async def principal(request: web.Request) -> Principal:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated(MISSING_TOKEN)
+        raise Unauthenticated(MISSING_TOKEN, "MissingToken")
     return await request.app[CONFIG].authenticator.authenticate(token)
 
 
-def challenge(request: web.Request, exc: Unauthenticated) -> web.Response:
+def challenge(request: web.Request, exc: Unauthenticated, request_id: str = "") -> web.Response:
+    """The 401 with the challenge, once the refusal is counted and audited."""
     host = safe_host(request)
-    tenant = request.app[CONFIG].tenant
+    config = request.app[CONFIG]
+    metrics.AUTH_FAILURES.labels(exc.reason).inc()
+    vault = vault_for_host(host, config.default_vault) or ""
+    config.kv.authentication_refused(
+        request.remote or "unknown",
+        vault if VAULT_NAME.fullmatch(vault) else "",
+        exc.reason,
+        request_id,
+    )
+    tenant = config.tenant
     header = (
         f'Bearer authorization="https://{host}/{tenant}", resource="{challenge_resource(host)}"'
     )

@@ -13,11 +13,14 @@ from kvault.errors import (
     IntegrityError,
     KvaultError,
     NotFound,
+    StorageConflict,
+    Throttled,
     Unauthenticated,
     Unavailable,
 )
 
 _GENERIC = "The service could not complete the request; the operator's log has the details."
+_CONCURRENT = "The object is being changed concurrently; retry the request."
 
 
 def error_body(code: str, message: str, inner: str | None = None) -> bytes:
@@ -55,6 +58,14 @@ def from_kvault(exc: KvaultError) -> web.Response:
         return error_response(404, exc.code, exc.message)
     if isinstance(exc, Conflict):
         return error_response(409, "Conflict", exc.message, exc.inner_code)
+    if isinstance(exc, StorageConflict):
+        # A lost compare-and-set outside the domain's retries: nothing was written and a retry
+        # may succeed. Its message names storage rows: the operator's log has it, not the client.
+        return error_response(409, "Conflict", _CONCURRENT)
+    if isinstance(exc, Throttled):
+        return error_response(
+            429, "Throttled", exc.message, headers={"Retry-After": str(exc.retry_after)}
+        )
     if isinstance(exc, Unavailable):
         return error_response(503, "ServiceUnavailable", exc.message, headers={"Retry-After": "5"})
     if isinstance(exc, IntegrityError):

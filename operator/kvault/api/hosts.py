@@ -1,4 +1,5 @@
-"""Which vault a request addresses, from its Host header (the way Azure uses DNS names)."""
+"""Which vault a request addresses, from its Host header (the way Azure uses DNS names), and
+the URL its ids carry (never an arbitrary Host: see :func:`vault_url` and :func:`local_base`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from functools import lru_cache
 _SVC = ".svc"
 _CLUSTER = ".svc.cluster.local"
 _LOCAL = ".localhost"
+#: Names of this machine: a dev server reached by one of them names it in ids as it was asked.
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 def hostname(host: str) -> str:
@@ -47,3 +50,38 @@ def challenge_resource(host: str) -> str:
             if len(labels) == 2 and all(labels):
                 return f"https://{labels[1]}{suffix}"
     return f"https://{name}"
+
+
+def authority(host: str) -> str:
+    """``host[:port]`` as ids spell it: the :func:`hostname` and the port (if any)."""
+    host = host.strip()
+    if host.startswith("["):
+        rest = host[host.find("]") + 1 :] if "]" in host else ""
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        name, sep, port = host.rpartition(":")
+        port = port if sep and ":" not in name else ""
+    return f"{hostname(host)}:{port}" if port.isdigit() else hostname(host)
+
+
+def vault_url(vault: str) -> str:
+    """The vault's canonical URL, the prefix of its ids in the cluster: ``https://V.N.svc`` for
+    vault ``V.N`` (the ``Vault``'s ``status.vaultUri``); a vault named without a namespace
+    (created by hand in a data directory) is ``https://V.localhost``."""
+    if vault.count(".") == 1:
+        return f"https://{vault}{_SVC}"
+    return f"https://{vault}{_LOCAL}"
+
+
+def local_base(host: str, vault: str) -> str | None:
+    """Where a server with a default vault (``kvault server --dev``) roots ``vault``'s ids for a
+    request to ``host``: as asked when the host is this machine (``localhost``, ``127.0.0.1``,
+    ``[::1]``) or ``<vault>.localhost``, with its port, so that a client following an id comes
+    back the way it came; the canonical URL when the host is the vault's service name;
+    ``None`` when the host names nothing of ours (the caller uses the server's own address)."""
+    name = hostname(host)
+    if name in _LOOPBACK or name == vault + _LOCAL:
+        return "https://" + authority(host)
+    if vault_for_host(host, None) == vault:
+        return vault_url(vault)
+    return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
 
@@ -22,6 +22,34 @@ SECONDS = Histogram(
     "Data-plane request latency by route pattern",
     ["route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+
+AUTH_FAILURES = Counter(
+    "kvault_auth_failures_total",
+    "Data-plane requests refused authentication (401), by reason (MissingToken is the SDKs' "
+    "first, challenge request; the others are refused credentials)",
+    ["reason"],
+    registry=REGISTRY,
+)
+THROTTLED = Counter(
+    "kvault_throttled_requests_total",
+    "Data-plane requests refused with 429 by a rate limit, by limit (vault or principal)",
+    ["limit"],
+    registry=REGISTRY,
+)
+
+CONNECTIONS_OPEN = Gauge(
+    "kvault_http_connections_open",
+    "Data-plane connections open now (TLS handshakes under way included)",
+    registry=REGISTRY,
+)
+CONNECTIONS_CLOSED = Counter(
+    "kvault_http_connections_closed_total",
+    "Data-plane connections kvault closed or refused, by reason: header_timeout, body_timeout, "
+    "idle_timeout, tls_handshake_timeout, tls_handshake_failed, total_limit, client_limit, "
+    "body_too_large (a declared Content-Length over the limit), malformed_request",
+    ["reason"],
     registry=REGISTRY,
 )
 

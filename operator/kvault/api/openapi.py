@@ -19,6 +19,7 @@ from aiohttp import web
 from kvault.api import (
     cert_schemas,
     key_schemas,
+    routes_arm,
     routes_certificates,
     routes_keys,
     routes_oauth,
@@ -46,6 +47,10 @@ _ERRORS = {
     "404": _json(_ref("KeyVaultError"), "No such vault, item or version."),
     "409": _json(_ref("KeyVaultError"), "The name is taken, or deleted but recoverable."),
     "413": _json(_ref("KeyVaultError"), "The request body is too large."),
+    "429": {
+        **_json(_ref("KeyVaultError"), "Throttled: a vault's or a caller's rate limit."),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "required": True}},
+    },
     "500": _json(_ref("KeyVaultError"), "Server-side failure (never caused by input)."),
     "503": _json(_ref("KeyVaultError"), "A dependency is unavailable; retry later."),
 }
@@ -67,7 +72,7 @@ def _op(
     *,
     params: list[dict[str, Any]] | None = None,
     body: str | None = None,
-    errors: tuple[str, ...] = ("400", "401", "403", "404", "409", "413", "500", "503"),
+    errors: tuple[str, ...] = ("400", "401", "403", "404", "409", "413", "429", "500", "503"),
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": op_id,
@@ -232,7 +237,11 @@ _INFRA: dict[str, Any] = {
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 #: Every route table, in registration order (what :mod:`kvault.api.app` registers).
 ROUTES: tuple[Route, ...] = (
-    routes_secrets.ROUTES + routes_keys.ROUTES + routes_certificates.ROUTES + routes_oauth.ROUTES
+    routes_secrets.ROUTES
+    + routes_keys.ROUTES
+    + routes_certificates.ROUTES
+    + routes_oauth.ROUTES
+    + routes_arm.ROUTES
 )
 
 
@@ -280,7 +289,12 @@ def document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": {**_SCHEMAS, **key_schemas.SCHEMAS, **cert_schemas.SCHEMAS},
+            "schemas": {
+                **_SCHEMAS,
+                **key_schemas.SCHEMAS,
+                **cert_schemas.SCHEMAS,
+                **routes_arm.SCHEMAS,
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

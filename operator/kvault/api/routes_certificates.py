@@ -65,7 +65,7 @@ async def import_certificate(request: web.Request) -> web.Response:
     call = await begin(request, "CertificateImport", name)
     doc = await bodies.json_object(request)
     password = bodies.optional_string(doc, "pwd")
-    await call.kv.certificates.import_certificate(
+    cert = await call.kv.certificates.import_certificate(
         call.vault,
         name,
         _value(doc),
@@ -74,8 +74,7 @@ async def import_certificate(request: web.Request) -> web.Response:
         enabled=_enabled(doc),
         tags=bodies.tags(doc),
         caller=call.caller,
-    )
-    cert = await call.kv.certificates.get(call.vault, name, caller=call.caller)  # with policy
+    )  # the version this request made, with its policy (a later read may see another's)
     return ok(cert_shapes.bundle(call.base, cert))
 
 
@@ -203,7 +202,7 @@ async def merge(request: web.Request) -> web.Response:
         except (binascii.Error, ValueError):
             raise BadParameter(f"x5c[{i}] is not base64") from None
     attrs = bodies.attributes(doc)
-    await call.kv.certificates.merge(
+    cert = await call.kv.certificates.merge(
         call.vault,
         name,
         elements,
@@ -211,7 +210,6 @@ async def merge(request: web.Request) -> web.Response:
         tags=bodies.tags(doc),
         caller=call.caller,
     )
-    cert = await call.kv.certificates.get(call.vault, name, caller=call.caller)
     response = ok(cert_shapes.bundle(call.base, cert), status=201)
     response.headers["Location"] = f"{call.base}/certificates/{name}"
     return response

@@ -3,7 +3,9 @@ directory and a kubeconfig.
 
 Unlike the dev server there is no root token: callers are ServiceAccounts (TokenReview) or
 holders of kvault-issued access tokens from the token exchange, and vaults with their role
-assignments come from the operator (or whoever administers the data directory).
+assignments come from the operator (or whoever administers the data directory). Nor is there
+a default vault: a Host that names no vault (``V.N.svc``, ``V.N.localhost``) is 404
+``VaultNotFound``, and ids carry each vault's own URL ``https://V.N.svc``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ from pathlib import Path
 from kvault.api.app import build_app
 from kvault.api.config import DEV_TENANT, ApiConfig
 from kvault.api.server import serve
+from kvault.api.throttle import Rate
+from kvault.api.throttle import RateLimits as RateLimits
 from kvault.api.tls import ServerTLS
 from kvault.app import logs
 from kvault.app.announce import announce, endpoint
+from kvault.app.audit_anchor import publishing
 from kvault.app.backends import Backends, open_configured, server_tls
 from kvault.app.defaults import DEFAULT_PORT
+from kvault.app.listener import ConnectionLimits
+from kvault.errors import ConfigError
 from kvault.identity.service import open_identity
 from kvault.identity.tokenreview import DEFAULT_AUDIENCE
 from kvault.kube import KubeClient, load_config
@@ -35,14 +42,26 @@ class DataPlane:
     backends: Backends = field(default_factory=Backends)
     #: Accepted ServiceAccount token audiences; empty means kvault's default one.
     audiences: Sequence[str] = ()
-    default_vault: str | None = None
     tenant: str = DEV_TENANT
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    #: Request rate limits (the commands pass their flags; none when built directly).
+    limits: RateLimits = field(default_factory=RateLimits)
+    #: Connection caps and deadlines of the data-plane listener.
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @property
     def accepted(self) -> tuple[str, ...]:
         return tuple(self.audiences) or (DEFAULT_AUDIENCE,)
+
+
+def rate_limits(vault: str, principal: str) -> RateLimits:
+    """The limits that ``--vault-rate-limit`` and ``--principal-rate-limit`` spell
+    (``COUNT/SECONDS``, ``0``: none); :class:`ConfigError` says what is wrong."""
+    try:
+        return RateLimits(vault=Rate.parse(vault), principal=Rate.parse(principal))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +91,9 @@ async def open_cluster(plane: DataPlane) -> ClusterSetup:
     config = ApiConfig(
         kv,
         identity.authenticator,
-        default_vault=plane.default_vault,
         tenant=plane.tenant,
         exchange=identity.exchange.exchange,
+        limits=plane.limits,
     )
     return ClusterSetup(config, tls, kube)
 
@@ -92,13 +111,15 @@ async def serve_cluster(plane: DataPlane) -> None:
         )
 
     try:
-        await serve(
-            build_app(setup.config),
-            host=plane.host,
-            port=plane.port,
-            ssl_context=setup.tls.context,
-            on_ready=ready,
-        )
+        async with publishing(setup.config.kv):
+            await serve(
+                build_app(setup.config),
+                host=plane.host,
+                port=plane.port,
+                ssl_context=setup.tls.context,
+                on_ready=ready,
+                connections=plane.connections,
+            )
     finally:
         await setup.close()
 

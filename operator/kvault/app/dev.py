@@ -4,6 +4,11 @@
 ``root-token`` (0600), ``tls/ca.pem`` and ``tls/ca-key.pem``. Started again on the same
 directory it reopens the same vault, token and CA; without one it uses a temporary
 directory removed on exit.
+
+Vault ``dev`` is the default: a request whose Host names no vault (``127.0.0.1``, any other
+name) addresses it. Its ids carry the Host only when that is this machine (``localhost``,
+``127.0.0.1``, ``[::1]``) or ``dev.localhost``; any other Host gets the server's own address
+(see :func:`kvault.api.hosts.local_base`).
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ from pathlib import Path
 from kvault.api.app import build_app
 from kvault.api.config import ApiConfig
 from kvault.api.server import serve
+from kvault.api.throttle import RateLimits
 from kvault.api.tls import ServerTLS
 from kvault.app import logs
 from kvault.app.announce import announce, endpoint
+from kvault.app.audit_anchor import publishing
 from kvault.app.backends import Backends, open_configured, server_tls
+from kvault.app.listener import ConnectionLimits
 from kvault.crypto.pem import write_private
 from kvault.errors import NotFound
 from kvault.identity.model import Principal
-from kvault.identity.static import StaticTokens
+from kvault.identity.static import StaticExchange, StaticTokens
 
 DEV_VAULT = "dev"
 DEV_RETENTION_DAYS = 7
@@ -52,7 +60,9 @@ def root_token(data_dir: Path) -> str:
     return token
 
 
-async def open_dev(data_dir: Path, backends: Backends | None = None) -> DevSetup:
+async def open_dev(
+    data_dir: Path, backends: Backends | None = None, limits: RateLimits | None = None
+) -> DevSetup:
     """The domain with vault ``dev``, the root token and TLS, all from ``data_dir``. The
     vault is premium, so ``-HSM`` keys can be tried (with the software plugin they are held
     in process: not an HSM, see :mod:`kvault.hsm.software`)."""
@@ -67,13 +77,28 @@ async def open_dev(data_dir: Path, backends: Backends | None = None) -> DevSetup
     except BaseException:
         await kv.close()
         raise
-    config = ApiConfig(kv, StaticTokens({token: ROOT}), default_vault=DEV_VAULT)
+    tokens = StaticTokens({token: ROOT})
+    config = ApiConfig(
+        kv,
+        tokens,
+        default_vault=DEV_VAULT,
+        limits=limits or RateLimits(),
+        exchange=StaticExchange(tokens).exchange,
+    )
     return DevSetup(config, tls, token)
 
 
-async def serve_dev(data_dir: Path, host: str, port: int, backends: Backends | None = None) -> None:
-    """Serve the dev data plane until SIGINT/SIGTERM, announcing endpoint, token and CA."""
-    setup = await open_dev(data_dir, backends)
+async def serve_dev(
+    data_dir: Path,
+    host: str,
+    port: int,
+    backends: Backends | None = None,
+    limits: RateLimits | None = None,
+    connections: ConnectionLimits | None = None,
+) -> None:
+    """Serve the dev data plane until SIGINT/SIGTERM, announcing endpoint, token and CA
+    (``connections``: the listener's caps and deadlines)."""
+    setup = await open_dev(data_dir, backends, limits)
 
     def ready(bound: int) -> None:
         announce(
@@ -86,24 +111,33 @@ async def serve_dev(data_dir: Path, host: str, port: int, backends: Backends | N
         )
 
     try:
-        await serve(
-            build_app(setup.config),
-            host=host,
-            port=port,
-            ssl_context=setup.tls.context,
-            on_ready=ready,
-        )
+        async with publishing(setup.config.kv):
+            await serve(
+                build_app(setup.config),
+                host=host,
+                port=port,
+                ssl_context=setup.tls.context,
+                on_ready=ready,
+                connections=connections,
+            )
     finally:
         await setup.config.kv.close()
 
 
-def run_dev(data_dir: Path | None, host: str, port: int, backends: Backends | None = None) -> None:
+def run_dev(
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    backends: Backends | None = None,
+    limits: RateLimits | None = None,
+    connections: ConnectionLimits | None = None,
+) -> None:
     """The ``kvault server --dev`` process (a temporary data directory when none)."""
     logs.plain()
     temporary = data_dir is None
     directory = Path(tempfile.mkdtemp(prefix="kvault-dev-")) if data_dir is None else data_dir
     try:
-        asyncio.run(serve_dev(directory, host, port, backends))
+        asyncio.run(serve_dev(directory, host, port, backends, limits, connections))
     finally:
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)

@@ -23,6 +23,7 @@ from kvault.api.metrics import REGISTRY as DATA_PLANE_METRICS
 from kvault.api.server import listening
 from kvault.app import logs
 from kvault.app.announce import announce, endpoint
+from kvault.app.audit_anchor import config_map_sink, publishing
 from kvault.app.cluster import ClusterSetup, DataPlane, open_cluster
 from kvault.app.defaults import DEFAULT_METRICS_PORT
 from kvault.controller.handlers import Controller
@@ -79,6 +80,7 @@ async def run(cfg: RunConfig) -> None:
                 cfg.plane.port,
                 ssl_context=setup.tls.context,
                 backlog=1024,
+                connections=cfg.plane.connections,
             )
         )
         metrics_url = ""
@@ -95,6 +97,9 @@ async def run(cfg: RunConfig) -> None:
                 serving(hook_settings, setup.kube, setup.tls.ca, host)
             )
             webhook_url = f"{endpoint(host, hook.port)}/mutate"
+        # This pod's audit checkpoints: beside its log, and in the ConfigMap of its namespace.
+        checkpoints = config_map_sink(setup.kube, own_ns, socket.gethostname())
+        await extras.enter_async_context(publishing(setup.config.kv, [checkpoints]))
         ca_pem = setup.tls.ca.cert_file.read_text()
         if cfg.publish_ca:
             publisher = asyncio.create_task(publish_ca(setup.kube, own_ns, ca_pem))

@@ -60,3 +60,16 @@ async def open_(hsm: HSM, purpose: str, blob: bytes) -> bytes:
         return AESGCM(key).decrypt(nonce, body, _aad(purpose) + head)
     except InvalidTag:
         raise IntegrityError(f"{purpose} blob failed authentication (altered)") from None
+
+
+class PortableSealer:
+    """:func:`seal` and :func:`open_` bound to one HSM (what a tool without storage has)."""
+
+    def __init__(self, hsm: HSM) -> None:
+        self._hsm = hsm
+
+    async def seal_portable(self, purpose: str, plaintext: bytes) -> bytes:
+        return await seal(self._hsm, purpose, plaintext)
+
+    async def open_portable(self, purpose: str, blob: bytes) -> bytes:
+        return await open_(self._hsm, purpose, blob)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from kvault.app.defaults import DEFAULT_HSM
 from kvault.audit.verify import verify
 from kvault.cli import flags
+from kvault.errors import KvaultError
 
 if TYPE_CHECKING:
     from kvault.app.audit_check import Unaudited
+    from kvault.audit.checkpoint import Checkpoint
 
 
 def register(groups: Any) -> None:
@@ -31,6 +34,12 @@ def register(groups: Any) -> None:
         metavar="DATA_DIR",
         help="kvault's data directory: cross-check every stored item version against the log "
         "(opened read only, with --hsm/--hsm-option as the server uses them)",
+    )
+    v.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="a published audit checkpoint (audit.checkpoint, or a key of ConfigMap "
+        "kvault-audit-checkpoint; - for stdin): report a cut tail; opened with the HSM",
     )
     v.add_argument("--hsm", default=DEFAULT_HSM, help="HSM plugin of that data directory")
     v.add_argument("--hsm-option", action="append", default=[], metavar="KEY=VALUE")
@@ -52,6 +61,16 @@ def _verify(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"{path}: {result.lines} lines, chain intact")
+    if args.checkpoint is not None:
+        try:
+            checkpoint, cut = asyncio.run(_checkpoint(args, path))
+        except (OSError, ValueError, KvaultError) as exc:
+            print(f"kvault: checkpoint {args.checkpoint}: {exc}", file=sys.stderr)
+            return 2
+        if cut is not None:
+            print(f"{path}: {cut}")
+            return 1
+        print(f"{path}: holds the {checkpoint.lines} lines of the checkpoint of {checkpoint.time}")
     if args.against is None:
         return 0
     missing = asyncio.run(_cross_check(args, path))
@@ -62,6 +81,18 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{args.against}: {m.kind} {m.vault}/{m.item} version {m.version}: no audit line")
     print(f"{args.against}: {len(missing)} stored versions have no audit line")
     return 1
+
+
+async def _checkpoint(args: argparse.Namespace, path: Path) -> tuple[Checkpoint, str | None]:
+    """The checkpoint, opened with the HSM of the data directory (``--against``, else the
+    log's directory), and why the log does not continue it (``None``: it does)."""
+    from kvault.app.audit_anchor import open_checkpoint
+    from kvault.audit.checkpoint import against
+
+    text = sys.stdin.read() if args.checkpoint == "-" else Path(args.checkpoint).read_text()
+    hsm = flags.backends(args).build_hsm(args.against or path.parent)
+    checkpoint = await open_checkpoint(json.loads(text), hsm)
+    return checkpoint, against(path, checkpoint)
 
 
 async def _cross_check(args: argparse.Namespace, path: Path) -> list[Unaudited]:

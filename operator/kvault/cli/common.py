@@ -21,7 +21,6 @@ from kvault.cli.errors import EXIT_USAGE, CliError
 from kvault.cli.output import FORMATS, render
 
 Handler = Callable[[DataPlane, argparse.Namespace], Any]
-OUTPUTS = (*FORMATS, "none")
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -278,7 +277,7 @@ def verb(
         )
     if version:
         p.add_argument("--version", "-v", default="", help="a version (default: the latest)")
-    p.add_argument("--output", "-o", choices=OUTPUTS, default="json")
+    p.add_argument("--output", "-o", choices=FORMATS, default="json")
     p.add_argument("--query", help="JMESPath query applied to the output")
     p.set_defaults(
         handler=run,
@@ -311,8 +310,6 @@ def run(args: argparse.Namespace) -> int:
 
 def emit(result: Any, args: argparse.Namespace) -> int:
     """Print ``result`` in ``--output`` (nothing for ``none``) after ``--query``."""
-    if args.output == "none":
-        return 0
     text = render(result, args.output, args.query)
     if text:
         sys.stdout.write(text + "\n")

@@ -25,6 +25,7 @@ def register(groups: Any) -> None:
     p = groups.add_parser("operator", help="run the data plane and the Kubernetes controller")
     p.add_argument("--data-dir", type=Path, required=True, help="kvault's data directory")
     flags.add_listener(p, what="data-plane port")
+    flags.add_limits(p)
     p.add_argument(
         "--metrics-port",
         type=int,

@@ -1,4 +1,5 @@
-"""Output like the Azure CLI: ``-o json|jsonc|table|tsv|yaml`` and ``--query`` (JMESPath)."""
+"""Output like the Azure CLI: ``-o json|jsonc|table|tsv|yaml|none`` and ``--query``
+(JMESPath)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import yaml
 
 from kvault.cli.errors import EXIT_USAGE, CliError
 
-FORMATS = ("json", "jsonc", "table", "tsv", "yaml")
+FORMATS = ("json", "jsonc", "table", "tsv", "yaml", "none")
 
 
 def render(data: Any, fmt: str, query: str | None) -> str:
+    if fmt == "none":  # az's -o none: the exit code says how it went
+        return ""
     if query:
         try:
             data = jmespath.search(query, data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from kvault.cli.common import (
     attributes_out,
     backup_to,
     deletion_out,
+    emit,
     item_path,
     name_of,
     parse_bool,
@@ -23,7 +23,7 @@ from kvault.cli.common import (
     restore_from,
 )
 from kvault.cli.errors import EXIT_USAGE, CliError
-from kvault.cli.output import FORMATS, render
+from kvault.cli.output import FORMATS
 
 Handler = Callable[[DataPlane, argparse.Namespace], Any]
 ENCODINGS = ("utf-8", "ascii", "base64", "hex")
@@ -215,7 +215,4 @@ def _run(args: argparse.Namespace) -> int:
         result = args.verb_handler(dp, args)
     finally:
         dp.close()
-    text = render(result, args.output, args.query)
-    if text:
-        sys.stdout.write(text + "\n")
-    return 0
+    return emit(result, args)

@@ -4,7 +4,8 @@ Like ``vault server -dev``: a data directory (temporary unless ``--data-dir``), 
 HSM, one vault ``dev``, TLS from kvault's own CA, and a root token. It prints
 ``KVAULT_ENDPOINT=``, ``KVAULT_TOKEN=`` and ``KVAULT_CA_FILE=`` once it listens, then
 serves until SIGINT/SIGTERM. Without ``--dev`` it authenticates Kubernetes identities
-(TokenReview, token exchange) and serves the vaults found in ``--data-dir``.
+(TokenReview, token exchange) and serves the vaults found in ``--data-dir``, each at its own
+host name (``V.N.svc``, ``V.N.localhost``): there is no default vault.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ def register(groups: Any) -> None:
         "removed on exit",
     )
     flags.add_listener(server)
+    flags.add_limits(server)
     cluster = server.add_argument_group(
         "without --dev (Kubernetes identity); --hsm and --hsm-option apply to --dev too"
     )
     flags.add_cluster(cluster, audience_help="accepted ServiceAccount token audience (kvault)")
-    cluster.add_argument("--default-vault", help="vault for requests whose Host names none")
     server.set_defaults(handler=_run)
 
 
@@ -46,9 +47,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.dev:
         from kvault.app.dev import run_dev
 
-        run_dev(args.data_dir, args.host, args.port, flags.backends(args))
+        run_dev(
+            args.data_dir,
+            args.host,
+            args.port,
+            flags.backends(args),
+            flags.limits(args),
+            flags.connections(args),
+        )
         return 0
     from kvault.app.cluster import run_cluster
 
-    run_cluster(flags.data_plane(args, default_vault=args.default_vault))
+    run_cluster(flags.data_plane(args))
     return 0

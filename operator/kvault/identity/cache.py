@@ -20,6 +20,7 @@ class Outcome:
     principal: Principal | None
     reason: str = ""
     until: float = 0.0  # the entry is used while now < until
+    code: str = "InvalidToken"  # the refusal's :attr:`Unauthenticated.reason`
 
 
 class OutcomeCache:
@@ -45,7 +46,7 @@ class OutcomeCache:
         if hit is None:
             return None
         if hit.principal is None:
-            raise Unauthenticated(hit.reason)
+            raise Unauthenticated(hit.reason, hit.code)
         return hit.principal
 
     def put(self, key: bytes, outcome: Outcome, now: float) -> None:

@@ -49,6 +49,35 @@ def oauth_error(status: int, error: str, description: str) -> OAuthResponse:
     return OAuthResponse(status, {"error": error, "error_description": description})
 
 
+def client_assertion(form: Mapping[str, str]) -> str | OAuthResponse:
+    """The assertion of a client-credentials request with a JWT-bearer client assertion, or
+    the OAuth error that says what the form lacks."""
+    grant = form.get("grant_type", "")
+    if grant != GRANT_TYPE:
+        if not grant:
+            return oauth_error(400, "invalid_request", "grant_type is required")
+        return oauth_error(
+            400,
+            "unsupported_grant_type",
+            f"only grant_type={GRANT_TYPE} (with a ServiceAccount token assertion) is supported",
+        )
+    if "client_secret" in form:
+        return oauth_error(
+            401,
+            "invalid_client",
+            "client secrets are not accepted: authenticate with a ServiceAccount token "
+            "as client_assertion",
+        )
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        return oauth_error(
+            400, "invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}"
+        )
+    assertion = form.get("client_assertion", "")
+    if not assertion:
+        return oauth_error(400, "invalid_request", "client_assertion is required")
+    return assertion
+
+
 class TokenExchange:
     """Reviews a ServiceAccount assertion and mints a kvault access token for it."""
 
@@ -58,30 +87,9 @@ class TokenExchange:
 
     async def exchange(self, form: Mapping[str, str]) -> OAuthResponse:
         """Answer one token request (``form`` is the decoded urlencoded body)."""
-        grant = form.get("grant_type", "")
-        if grant != GRANT_TYPE:
-            if not grant:
-                return oauth_error(400, "invalid_request", "grant_type is required")
-            return oauth_error(
-                400,
-                "unsupported_grant_type",
-                f"only grant_type={GRANT_TYPE} (with a ServiceAccount token assertion) is "
-                "supported",
-            )
-        if "client_secret" in form:
-            return oauth_error(
-                401,
-                "invalid_client",
-                "client secrets are not accepted: authenticate with a ServiceAccount token "
-                "as client_assertion",
-            )
-        if form.get("client_assertion_type") != ASSERTION_TYPE:
-            return oauth_error(
-                400, "invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}"
-            )
-        assertion = form.get("client_assertion", "")
-        if not assertion:
-            return oauth_error(400, "invalid_request", "client_assertion is required")
+        assertion = client_assertion(form)
+        if isinstance(assertion, OAuthResponse):
+            return assertion
         try:
             principal = await self.reviewer.authenticate(assertion)
             issued = await self.tokens.mint(

@@ -39,18 +39,22 @@ def _json_part(part: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(unb64url(part))
     except (ValueError, binascii.Error):
-        raise Unauthenticated(f"malformed token: its {what} is not base64url JSON") from None
+        raise Unauthenticated(
+            f"malformed token: its {what} is not base64url JSON", "MalformedToken"
+        ) from None
     if not isinstance(value, dict):
-        raise Unauthenticated(f"malformed token: its {what} is not a JSON object")
+        raise Unauthenticated(f"malformed token: its {what} is not a JSON object", "MalformedToken")
     return value
 
 
 def split(token: str) -> tuple[str, str, str]:
     if len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthenticated("malformed token: too long")
+        raise Unauthenticated("malformed token: too long", "MalformedToken")
     parts = token.split(".")
     if len(parts) != 3 or not all(parts[:2]):
-        raise Unauthenticated("malformed token: not a compact JWT (three dot-separated parts)")
+        raise Unauthenticated(
+            "malformed token: not a compact JWT (three dot-separated parts)", "MalformedToken"
+        )
     return parts[0], parts[1], parts[2]
 
 
@@ -94,11 +98,13 @@ def verify_signature(token: str, key: ec.EllipticCurvePublicKey) -> None:
     try:
         raw = unb64url(sig)
     except (ValueError, binascii.Error):
-        raise Unauthenticated("malformed token: signature is not base64url") from None
+        raise Unauthenticated(
+            "malformed token: signature is not base64url", "MalformedToken"
+        ) from None
     if len(raw) != 64:
-        raise Unauthenticated("bad signature: not an ES256 signature")
+        raise Unauthenticated("bad signature: not an ES256 signature", "BadSignature")
     der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     try:
         key.verify(der, f"{head}.{payload}".encode("ascii"), _ECDSA)
     except (InvalidSignature, UnicodeEncodeError):
-        raise Unauthenticated("bad signature") from None
+        raise Unauthenticated("bad signature", "BadSignature") from None

@@ -141,7 +141,9 @@ class TokenReviewAuthenticator:
             principal = await self._check(token)
         except Unauthenticated as exc:
             now = self._clock()
-            self.cache.put(key, Outcome(None, exc.message, now + self.negative_ttl), now)
+            self.cache.put(
+                key, Outcome(None, exc.message, now + self.negative_ttl, exc.reason), now
+            )
             raise
         now = self._clock()
         until = now + self.max_ttl
@@ -152,9 +154,9 @@ class TokenReviewAuthenticator:
 
     async def _check(self, token: str) -> Principal:
         if not token or len(token) > jws.MAX_TOKEN_LENGTH or not token.isascii():
-            raise Unauthenticated("malformed token")
+            raise Unauthenticated("malformed token", "MalformedToken")
         if any(c.isspace() for c in token):
-            raise Unauthenticated("malformed token: contains whitespace")
+            raise Unauthenticated("malformed token: contains whitespace", "MalformedToken")
         # ServiceAccount tokens are JWTs: refuse the obvious cases without a round trip and
         # with a precise reason. Other token kinds go to the API server as they are.
         exp: int | None = None
@@ -166,20 +168,23 @@ class TokenReviewAuthenticator:
             raw_exp = claims.get("exp")
             exp = raw_exp if isinstance(raw_exp, int) else None
             if exp is not None and self._clock() >= exp:
-                raise Unauthenticated("expired: the Kubernetes token has expired")
+                raise Unauthenticated("expired: the Kubernetes token has expired", "ExpiredToken")
             aud = claims.get("aud")
             auds = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
             if "aud" in claims and not auds & set(self.audiences):
                 raise Unauthenticated(
                     f"wrong audience: the token is not for {_names(self.audiences)}; project the "
-                    f"ServiceAccount token with audience {self.audiences[0]!r}"
+                    f"ServiceAccount token with audience {self.audiences[0]!r}",
+                    "WrongAudience",
                 )
         status = await self.reviewer(token, self.audiences)
         if not status.authenticated:
             reason = _scrub(status.error, token) or "the token is invalid or revoked"
             raise Unauthenticated(f"invalid token: the Kubernetes API refused it ({reason})")
         if not set(status.audiences) & set(self.audiences):
-            raise Unauthenticated(f"wrong audience: the token is not for {_names(self.audiences)}")
+            raise Unauthenticated(
+                f"wrong audience: the token is not for {_names(self.audiences)}", "WrongAudience"
+            )
         if not status.username:
             raise Unauthenticated("invalid token: the Kubernetes API named no user")
         return Principal(name=status.username, groups=status.groups, uid=status.uid, expires=exp)

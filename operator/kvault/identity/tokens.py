@@ -100,7 +100,9 @@ class AccessTokens:
         if not_after is not None:
             exp = min(exp, not_after)
         if exp <= now:
-            raise Unauthenticated("expired: the credential expires before a token could be issued")
+            raise Unauthenticated(
+                "expired: the credential expires before a token could be issued", "ExpiredToken"
+            )
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": principal.name,
@@ -149,7 +151,9 @@ class AccessTokens:
         try:
             principal = await self._verify(token, now)
         except Unauthenticated as exc:
-            self.cache.put(key, Outcome(None, exc.message, now + self.negative_ttl), now)
+            self.cache.put(
+                key, Outcome(None, exc.message, now + self.negative_ttl, exc.reason), now
+            )
             raise
         assert principal.expires is not None
         self.cache.put(key, Outcome(principal, until=principal.expires + self.leeway), now)
@@ -167,31 +171,41 @@ class AccessTokens:
                 self._loaded_at = now
                 key = self.keys.by_kid.get(kid)
         if key is None:
-            raise Unauthenticated("bad signature: the token is signed by an unknown key")
+            raise Unauthenticated(
+                "bad signature: the token is signed by an unknown key", "BadSignature"
+            )
         return key
 
     async def _verify(self, token: str, now: float) -> Principal:
         h = jws.header(token)
         if h.get("alg") != jws.ALG:
-            raise Unauthenticated(f"bad signature: algorithm must be {jws.ALG}")
+            raise Unauthenticated(f"bad signature: algorithm must be {jws.ALG}", "BadSignature")
         jws.verify_signature(token, (await self._key_for(h.get("kid"))).public)
         c = jws.claims_unverified(token)
         if c.get("iss") != self.issuer:
-            raise Unauthenticated("wrong issuer: the token was not issued by this kvault")
+            raise Unauthenticated(
+                "wrong issuer: the token was not issued by this kvault", "WrongIssuer"
+            )
         aud = c.get("aud")
         if not (aud == self.audience or (isinstance(aud, list) and self.audience in aud)):
-            raise Unauthenticated(f"wrong audience: the token is not for {self.audience!r}")
+            raise Unauthenticated(
+                f"wrong audience: the token is not for {self.audience!r}", "WrongAudience"
+            )
         exp, nbf, sub, groups = c.get("exp"), c.get("nbf", 0), c.get("sub"), c.get("groups", [])
         if not isinstance(exp, int) or not isinstance(nbf, int):
-            raise Unauthenticated("malformed token: exp and nbf must be integers")
+            raise Unauthenticated("malformed token: exp and nbf must be integers", "MalformedToken")
         if not isinstance(sub, str) or not sub:
-            raise Unauthenticated("malformed token: no subject")
+            raise Unauthenticated("malformed token: no subject", "MalformedToken")
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-            raise Unauthenticated("malformed token: groups must be a list of strings")
+            raise Unauthenticated(
+                "malformed token: groups must be a list of strings", "MalformedToken"
+            )
         if now >= exp + self.leeway:
-            raise Unauthenticated("expired: the access token has expired")
+            raise Unauthenticated("expired: the access token has expired", "ExpiredToken")
         if now < nbf - self.leeway:
-            raise Unauthenticated("not yet valid: the access token's nbf is in the future")
+            raise Unauthenticated(
+                "not yet valid: the access token's nbf is in the future", "NotYetValid"
+            )
         uid = c.get("uid", "")
         return Principal(
             name=sub, groups=tuple(groups), uid=uid if isinstance(uid, str) else "", expires=exp

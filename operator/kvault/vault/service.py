@@ -13,6 +13,7 @@ from kvault.barrier.view import SealedView, Storage
 from kvault.hsm.base import HSM
 from kvault.vault import layout
 from kvault.vault.access import Access
+from kvault.vault.authfail import AuthFailures
 from kvault.vault.certificates.certificates import Certificates
 from kvault.vault.changes import Subscriber
 from kvault.vault.core import Caller, Core
@@ -66,6 +67,8 @@ class Kvault:
             core,
             {op: e.kind.plural for e in self.kinds for op in e.kind.operations.values()},
         )
+        #: Refused authentications, audited without letting a flood fill the disk.
+        self.auth_failures = AuthFailures(lambda: core.auditor)
         self._closed = False
 
     @property
@@ -84,6 +87,13 @@ class Kvault:
         """Refuse (audited, :class:`~kvault.errors.ForbiddenByRbac`) before an operation whose
         input is not read yet; ``name`` is the item's, ``None`` for listings and restore."""
         self._access.check(caller, vault, operation, name)
+
+    def authentication_refused(
+        self, source: str, vault: str, reason: str, request_id: str = ""
+    ) -> None:
+        """Audit a request whose credential was refused before any operation ran (an
+        ``Authenticate`` line, aggregated per client, vault and reason: :mod:`.authfail`)."""
+        self.auth_failures.refused(source, vault, reason, request_id)
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Be told of every successful change (see :mod:`kvault.vault.changes`)."""
@@ -135,6 +145,7 @@ class Kvault:
         if self._closed:
             return
         self._closed = True
+        self.auth_failures.close()  # its last counts, while the audit log is open
         await self.storage.close()
         await self.hsm.close()
         if isinstance(self.core.auditor, AuditLog):

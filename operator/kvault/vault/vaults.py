@@ -123,15 +123,21 @@ class Vaults:
                 out.append(info)
         return out
 
-    async def _write(self, name: str, **updates: Any) -> VaultInfo:
-        """Apply ``updates`` to the vault record with compare-and-set."""
+    async def _write(self, name: str, change: Callable[[VaultInfo], dict[str, Any]]) -> VaultInfo:
+        """Apply ``change`` (the fields to replace, decided on the record as it is now; it
+        raises when the operation does not fit that record) with compare-and-set. A lost
+        race reads the record again and decides again: two deletes do not both succeed."""
         core = self._core
+        core.forget_vault(name)  # decide on the stored record, not on a cached copy
 
         async def attempt() -> VaultInfo:
             entry = await core.vault_row(name)
             if entry is None:
                 raise NotFound(f"vault {name!r} was not found", VAULT_NOT_FOUND)
             revision, info = entry
+            updates = change(info)
+            if not updates:
+                return info
             new = replace(info, **updates)
             key, ctx = layout.vault_row(name)
             txn = core.store.txn()
@@ -146,6 +152,12 @@ class Vaults:
         finally:
             core.forget_vault(name)
 
+    @staticmethod
+    def _active(info: VaultInfo) -> None:
+        """A deleted vault answers as a missing one (as :meth:`Core.active_vault`)."""
+        if info.deleted_date is not None:
+            raise NotFound(f"vault {info.name!r} was not found", VAULT_NOT_FOUND)
+
     async def update(
         self,
         name: str,
@@ -156,37 +168,48 @@ class Vaults:
         caller: Caller = LOCAL,
     ) -> VaultInfo:
         with self._core.audited(caller, name, "VaultUpdate"):
-            info = await self._core.active_vault(names.vault_name(name))
-            updates: dict[str, Any] = {}
-            if purge_protection is not None and purge_protection != info.purge_protection:
-                if not purge_protection:
-                    raise BadParameter("purge protection cannot be turned off once enabled")
-                updates["purge_protection"] = True
-            if retention_days is not None and retention_days != info.retention_days:
-                raise BadParameter(
-                    "softDeleteRetentionInDays cannot be changed after the vault is created"
-                )
-            if role_assignments is not None:
-                updates["role_assignments"] = _role_assignments(role_assignments)
-            return await self._write(name, **updates) if updates else info
+            names.vault_name(name)
+            assignments = None if role_assignments is None else _role_assignments(role_assignments)
+
+            def change(info: VaultInfo) -> dict[str, Any]:
+                self._active(info)
+                updates: dict[str, Any] = {}
+                if purge_protection is not None and purge_protection != info.purge_protection:
+                    if not purge_protection:
+                        raise BadParameter("purge protection cannot be turned off once enabled")
+                    updates["purge_protection"] = True
+                if retention_days is not None and retention_days != info.retention_days:
+                    raise BadParameter(
+                        "softDeleteRetentionInDays cannot be changed after the vault is created"
+                    )
+                if assignments is not None:
+                    updates["role_assignments"] = assignments
+                return updates
+
+            return await self._write(name, change)
 
     async def delete(self, name: str, *, caller: Caller = LOCAL) -> VaultInfo:
         """Soft-delete: items stay, recoverable until ``scheduled_purge_date``."""
         with self._core.audited(caller, name, "VaultDelete"):
-            info = await self._core.active_vault(names.vault_name(name))
-            now = self._core.now()
-            return await self._write(
-                name,
-                deleted_date=now,
-                scheduled_purge_date=info.purge_date(now),
-            )
+            names.vault_name(name)
+
+            def change(info: VaultInfo) -> dict[str, Any]:
+                now = self._core.now()
+                self._active(info)
+                return {"deleted_date": now, "scheduled_purge_date": info.purge_date(now)}
+
+            return await self._write(name, change)
 
     async def recover(self, name: str, *, caller: Caller = LOCAL) -> VaultInfo:
         with self._core.audited(caller, name, "VaultRecover"):
-            entry = await self._core.vault_row(names.vault_name(name))
-            if entry is None or entry[1].deleted_date is None or _expired(entry[1], self._core):
-                raise NotFound(f"deleted vault {name!r} was not found", VAULT_NOT_FOUND)
-            return await self._write(name, deleted_date=None, scheduled_purge_date=None)
+            names.vault_name(name)
+
+            def change(info: VaultInfo) -> dict[str, Any]:
+                if info.deleted_date is None or _expired(info, self._core):
+                    raise NotFound(f"deleted vault {name!r} was not found", VAULT_NOT_FOUND)
+                return {"deleted_date": None, "scheduled_purge_date": None}
+
+            return await self._write(name, change)
 
     async def purge(self, name: str, *, caller: Caller = LOCAL) -> None:
         """Destroy a deleted vault's KEK and rows: its data is unrecoverable afterwards."""

@@ -318,11 +318,25 @@ class Certificates(
 
         async def attempt() -> None:
             txn = self._core.store.txn()
+            if pending is not None:
+                # a merge completes the operation it read only while that still waits: of
+                # merges (or a cancel) racing it, one wins; the others find none pending
+                found = await self._pending(vault, lname)
+                if found is None or (found[1].status, found[1].request_id) != (
+                    "inProgress",
+                    pending.request_id,
+                ):
+                    raise NotFound(
+                        f"Pending certificate not found: {name}", "PendingCertificateNotFound"
+                    )
+                row, ctx = layout.certificate_row(vault.id, "co", lname)
+                await txn.put(row, ctx, done.encode(), found[0])
             await self.stage_version(txn, vault, lname, cmeta, value)
             await self._keys.stage_version(txn, vault, lname, kmeta, key, owner=True)
             await self._secrets.stage_version(txn, vault, lname, smeta, secret, owner=True)
             await self._put_policy(txn, vault, lname, policy)
-            await self._put_pending(txn, vault, lname, done)
+            if pending is None:
+                await self._put_pending(txn, vault, lname, done)
             await self._core.store.commit(txn)
 
         try:
@@ -332,7 +346,7 @@ class Certificates(
                 await self._keys.material.destroy(key)
             raise
         props = self.kind.properties(cmeta, vault)
-        return Certificate(props, value.cer, value.chain)
+        return Certificate(props, value.cer, value.chain, policy)  # the current one: just put
 
     async def import_certificate(
         self,
@@ -588,7 +602,9 @@ class Certificates(
         lname = self._lname(props.name)
         found = await self._version(vault, lname, props.version)
         if found is None:
-            raise self._not_found(f"{props.name}/{props.version}")
+            # purged since the operation that authorised this read committed: it succeeded
+            # (and is audited so), so it answers without the certificate, not 404
+            return Certificate(props, b"", ())
         head = await self._head(vault, lname)
         current = head is not None and head[1].meta.version == props.version
         policy = await self._policy(vault, lname) if current else None

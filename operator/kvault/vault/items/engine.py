@@ -122,7 +122,11 @@ class Items(Lifecycle[M, V, P, I, D]):
 
             async def attempt() -> None:
                 txn = core.store.txn()
-                await self.stage_version(txn, vault, lname, meta, value)
+                # a version derived from the current one needs it still there (a rotation
+                # that lost to a delete or purge answers as one that came after it)
+                await self.stage_version(
+                    txn, vault, lname, meta, value, existing=derive is not None
+                )
                 await core.store.commit(txn)
 
             try:
@@ -166,11 +170,22 @@ class Items(Lifecycle[M, V, P, I, D]):
             await self._stage_update(txn, vault, lname, head, found, changes)
 
     async def stage_version(
-        self, txn: Txn, vault: VaultInfo, lname: str, meta: M, value: V, *, owner: bool = False
+        self,
+        txn: Txn,
+        vault: VaultInfo,
+        lname: str,
+        meta: M,
+        value: V,
+        *,
+        owner: bool = False,
+        existing: bool = False,
     ) -> None:
         """Stage ``value`` as the new current version of ``lname`` into ``txn``: refused for
-        a deleted name, and (unless its ``owner`` writes) for a managed item."""
+        a deleted name, (with ``existing``) for a name without a current version, and
+        (unless its ``owner`` writes) for a managed item."""
         head = await self._head(vault, lname)
+        if head is None and existing:
+            raise self._not_found(meta.name)
         if head is None:
             await self._refuse_deleted(vault, lname, meta.name)
         elif not owner:
