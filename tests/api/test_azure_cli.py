@@ -28,7 +28,9 @@ from tests.api.azure_cli import Az, hosts_prefix, install
 from tests.fixtures.devserver import ROOT, DevServer, start_dev_server, stop
 from tests.identity.conftest import FakeReviewer, sa_token
 
-pytestmark = pytest.mark.slow
+#: The seed test runs in every `make test` (so in CI on every run: azure-cli is installed
+#: once per version into the cache); the rest of the verbs are the slow tier's.
+slow = pytest.mark.slow
 
 DOCS = ROOT / "docs" / "azure-cli.md"
 #: The seed's commands, verbatim (issue 15).
@@ -104,6 +106,7 @@ def _json(done: Any) -> Any:
     return json.loads(done.stdout)
 
 
+@slow
 def test_every_secret_verb(signed_in: Az, dev: DevServer, tmp_path: Path) -> None:
     az = signed_in
     vault = ["--vault-name", "dev"]
@@ -179,6 +182,7 @@ READER_TOKEN = "reader-token-for-az"
 READER = Principal("alice")
 
 
+@slow
 async def test_rbac_denial_is_azs_forbidden(
     az_bin: Path, domain: Kvault, local_server: Any, tmp_path: Path
 ) -> None:
@@ -245,6 +249,7 @@ async def test_rbac_denial_is_azs_forbidden(
     assert (await domain.secrets.get("dev", "SecretPassword")).value == "reindeer_flotilla"
 
 
+@slow
 async def test_cluster_mode_signs_in_with_a_service_account_token(
     az_bin: Path, domain: Kvault, local_server: Any, tmp_path: Path
 ) -> None:
