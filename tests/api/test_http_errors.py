@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.rawhttp import Reply, Target, connect, exchange, parse, request, wait_for
+from tests.api.rawhttp import (
+    Reply,
+    Target,
+    connect,
+    exchange,
+    parse,
+    read_until_closed,
+    request,
+    wait_for,
+)
 from tests.fixtures.devserver import ROOT, DevServer, start_dev_server, stop
 
 MARK = "zq7marker"  # planted in what the server must not repeat
@@ -188,3 +197,29 @@ def test_bad_listener_flags_are_usage_errors(tmp_path: Path, flag: str, value: s
     )
     assert result.returncode == 2
     assert flag in result.stderr
+
+
+def test_chunking_broken_mid_body_is_answered(server: DevServer, target: Target) -> None:
+    """A chunked body that breaks after its handler began to read it: aiohttp drops such a
+    body unfinished (its handler would wait for ever, the connection with it); it is a 400
+    for that request, then the connection closes."""
+    since = len(server.output)
+    head = request(
+        "POST",
+        "/keys/fuzz/create?api-version=7.5",
+        token=target.token,
+        headers=(("Transfer-Encoding", "chunked"), ("Expect", "100-continue")),
+    )
+    with connect(target) as sock:
+        sock.sendall(head)
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")  # its handler runs
+        sock.sendall(b"e\r\n" + MARK.encode()[:7])
+        sock.sendall(MARK.encode()[7:] + b"zzzzz0\r\n\r\n")  # no CRLF after the chunk
+        raw, closed = read_until_closed(sock, time.monotonic() + 10)
+    assert closed
+    (reply,) = parse(raw)
+    assert reply.status == 400
+    assert json.loads(reply.body)["error"]["code"] == "BadParameter"
+    assert MARK.encode() not in raw
+    text = "".join(_lines(server, since))
+    assert "Traceback" not in text and " ERROR " not in text

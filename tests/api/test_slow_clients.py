@@ -91,8 +91,8 @@ async def _stall(
     called once the stall is in place (or failed to be)."""
     try:
         async with gate or contextlib.nullcontext():
-            reader, writer = await aconnect(target, source)
             started = time.monotonic()  # the header deadline runs from the connection's start
+            reader, writer = await aconnect(target, source)
             if kind == HEADERS:
                 writer.write(b"GET /secrets?api-version=7.5 HTTP/1.1\r\nHost: localhost\r\nX-Sl")
             elif kind == BODY:
@@ -190,7 +190,7 @@ def _check_closed_in_time(stalls: list[Stall], deadlines: Deadlines, slack: floa
 @pytest.mark.parametrize(
     ("count", "deadlines", "slack"),
     [
-        pytest.param(100, Deadlines(1.0, 1.5, 2.0), 3.0, id="100"),
+        pytest.param(100, Deadlines(1.5, 2.0, 2.5), 3.0, id="100"),
         pytest.param(1000, Deadlines(8.0, 9.0, 10.0), 8.0, id="1000", marks=pytest.mark.slow),
     ],
 )
@@ -350,8 +350,8 @@ async def test_each_deadline_closes_and_is_counted(
 ) -> None:
     """A silent TCP connection (no TLS handshake), stalled headers, a stalled body and an
     idle keep-alive connection: each closed by its deadline and counted by its reason."""
-    deadlines = Deadlines(0.4, 0.6, 0.8)
-    target = await guarded(ConnectionLimits(header_timeout=0.4, body_timeout=0.6, idle_timeout=0.8))
+    deadlines = Deadlines(0.5, 0.8, 1.0)
+    target = await guarded(ConnectionLimits(header_timeout=0.5, body_timeout=0.8, idle_timeout=1.0))
     reasons = ("tls_handshake_timeout", "header_timeout", "body_timeout", "idle_timeout")
     before = {reason: _closed(reason) for reason in reasons}
     opened = _open()
@@ -359,7 +359,7 @@ async def test_each_deadline_closes_and_is_counted(
     silent_reader, silent_writer = await asyncio.open_connection(target.host, target.port)
     started = time.monotonic()
     assert await until_closed(silent_reader, 10)
-    assert 0.2 <= time.monotonic() - started <= 5
+    assert 0.25 <= time.monotonic() - started <= 5
     silent_writer.close()
 
     stalls = await asyncio.gather(*(_stall(target, kind, "127.0.0.1") for kind in KINDS))

@@ -65,6 +65,7 @@ from kvault.api.limits import (
     MAX_URL,
     ConnectionLimits,
 )
+from kvault.errors import BadParameter
 
 log = logging.getLogger("kvault.api.connections")
 
@@ -390,6 +391,7 @@ class _Handler(web.RequestHandler):
         "_answered",
         "_attached",
         "_body",
+        "_body_of",
         "_client",
         "_deadline",
         "_early",
@@ -426,6 +428,7 @@ class _Handler(web.RequestHandler):
         self._phase = _HEAD
         self._deadline: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None
+        self._body_of = 0
         self._head_bytes = 0
         self._answered = 0
         self._refusing = False
@@ -477,15 +480,23 @@ class _Handler(web.RequestHandler):
             return
         metrics.CONNECTIONS_CLOSED.labels(reason).inc()
         log.debug("closing a connection from %s: %s", self._client, reason)
-        if self._body is not None and self._outstanding > 0:
-            # Its handler, waiting for the body, stops waiting now. (Once it has answered,
-            # aiohttp only drains the rest for a while: that ends with the connection.)
-            self._body.set_exception(ConnectionResetError("the request body timed out"))
+        if self._body is not None:
+            self._end_body(ConnectionResetError("the request body timed out"))
         self.force_close()
+
+    def _end_body(self, exc: BaseException) -> None:
+        """End the body under way, which will not come whole: its handler (waiting, or yet to
+        read it) gets ``exc``; if its request was answered, aiohttp's drain just ends."""
+        body = self._body
+        assert body is not None
+        self._body = None
+        if self._answered < self._body_of:
+            body.set_exception(exc)
+        body.feed_eof()
 
     @property
     def _outstanding(self) -> int:
-        """Requests parsed (or refused) and not yet answered."""
+        """Requests parsed (or refused) whose answer has not begun."""
         return self._request_count - self._answered
 
     def _settle(self) -> None:
@@ -532,7 +543,17 @@ class _Handler(web.RequestHandler):
             message, payload = queue[i]
             if isinstance(message, _ErrInfo):
                 self._refusing = True  # the parser is lost: answer, then close
-                self._trim(i + 1)
+                body = self._body
+                if body is not None and not body.is_eof():
+                    # The error is in the body under way (its chunking, say): aiohttp
+                    # drops that body unfinished, and its handler would wait for ever. It is
+                    # that request's answer instead (400, unless it had one), then the
+                    # connection ends.
+                    self._end_body(BadParameter("the request body's framing is not valid"))
+                    self._trim(i)
+                    self._close = True
+                else:
+                    self._trim(i + 1)
                 self._wait(_BUSY, None)
                 return
             refusal: BadHttpMessage | None = None
@@ -558,6 +579,7 @@ class _Handler(web.RequestHandler):
             self._settle()
         else:
             self._body = payload
+            self._body_of = self._request_count  # the ordinal of the request it belongs to
             self._wait(_BODY, self._limits.body_timeout)
 
     def _trim(self, keep: int) -> None:
@@ -583,10 +605,10 @@ class _Handler(web.RequestHandler):
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
+        self._answered += 1  # from its first byte out: its body's handler is done with it
         try:
             return await super().finish_response(request, resp, start_time)
         finally:
-            self._answered += 1
             if self._phase == _BUSY and not self._refusing:
                 self._settle()
 
