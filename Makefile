@@ -53,6 +53,14 @@ test-faults: install
 	KVAULT_FAULT_PAUSE=30 $(PY) -m pytest e2e/tests/test_faults.py \
 		e2e/tests/test_operator_process.py::test_sigkill_mid_sync_converges_without_lost_or_duplicate_updates
 
+# Mutation testing of the security-critical modules with mutmut, each group against its own
+# focused tests, in scratch copies under .kvault/mutation (docs/mutation.md); not part of
+# `make test`. Exits 1 if a group kills fewer than 90 % of its mutants.
+.PHONY: test-mutation
+test-mutation: install
+	$(PY) -m pip install -q 'mutmut>=3.8,<4'
+	nice -n 10 $(PY) -m tests.mutation
+
 cluster-build: install
 	$(PY) -m e2e.cluster build
 

@@ -293,6 +293,8 @@ class Lifecycle(ItemBase[M, V, P, I, D]):
             raw = await core.barrier.open_portable(self.kind.backup_purpose, bytes(blob))
             try:
                 doc = json.loads(raw)
+                if not isinstance(doc, dict):
+                    raise TypeError
                 linked = doc.get("linked") or {}
                 if not isinstance(linked, dict):
                     raise TypeError
