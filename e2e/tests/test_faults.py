@@ -187,7 +187,8 @@ def test_a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers(tmp_path: 
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert _sqlite_integrity(data / "kvault.db") == "ok"
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        unmounted = subprocess.run(["umount", str(mount)], capture_output=True, text=True)
+    assert unmounted.returncode == 0, unmounted.stderr  # nothing of the test left mounted
 
 
 def _kvault(*args: str) -> subprocess.CompletedProcess[str]:
@@ -198,9 +199,12 @@ def _kvault(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _sqlite_integrity(path: Path) -> str:
+    import contextlib
     import sqlite3
 
-    with sqlite3.connect(path) as conn:
+    # closing(): a connection's own context manager ends a transaction, not the connection,
+    # and an open database file would keep the tmpfs from being unmounted.
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
