@@ -9,7 +9,7 @@ the operator wiring runs against a real cluster in e2e."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,7 +21,7 @@ from kvault.app.backends import open_kvault
 from kvault.controller import metrics
 from kvault.controller.vault.cert_notices import CertificateNotices, IssuedNotices
 from kvault.hsm.registry import load
-from kvault.kube.client import KubeApiError, KubeClient
+from kvault.kube.client import KubeClient
 from kvault.kube.events import EventPoster
 from kvault.vault.certificates.renewal import (
     NEAR_EXPIRY,
@@ -33,35 +33,11 @@ from kvault.vault.certificates.renewal import (
 from kvault.vault.changes import Change
 from kvault.vault.service import Kvault
 from tests.api.certs_support import TestCA, ca_policy
+from tests.controller.fakes import FakeApi, vault_body
 
 DAY = 86400
 EXP = 1_750_000_000 + 365 * DAY
 V1, V2 = "a" * 32, "b" * 32
-
-
-def _vault(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "kvault.io/v1alpha1",
-        "kind": "Vault",
-        "metadata": {"namespace": ns, "name": name, "uid": f"uid-{name}"},
-    }
-
-
-class FakeApi:
-    def __init__(self, objects: Mapping[str, dict[str, Any]]) -> None:
-        self.objects = dict(objects)
-        self.gets: list[str] = []
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-
-    async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        self.gets.append(path)
-        if path not in self.objects:
-            raise KubeApiError(404, "Not Found", "not found")
-        return self.objects[path]
-
-    async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.posts.append((path, dict(body)))
-        return dict(body)
 
 
 def _sample(name: str, labels: dict[str, str]) -> float | None:
@@ -74,11 +50,11 @@ def _count(name: str, labels: dict[str, str]) -> float:
 
 def _notices() -> tuple[FakeApi, EventPoster, CertificateNotices]:
     api = FakeApi(
-        {"/apis/kvault.io/v1alpha1/namespaces/team-b/vaults/other": _vault("team-b", "other")}
+        {"/apis/kvault.io/v1alpha1/namespaces/team-b/vaults/other": vault_body("team-b", "other")}
     )
     kube = cast(KubeClient, api)
     events = EventPoster(kube, manager="kvault", api_version="kvault.io/v1alpha1")
-    cached = {"main.team-a": _vault("team-a", "main")}
+    cached = {"main.team-a": vault_body("team-a", "main")}
     return api, events, CertificateNotices(kube, events, cached)
 
 
@@ -193,11 +169,11 @@ def _policy(issuer: str = "Self", subject: str = "CN=web.example") -> dict[str, 
     }
 
 
-async def test_issued_versions_are_events_on_the_vault(kv: Kvault) -> None:
+async def test_issued_versions_are_events_on_thevault_body(kv: Kvault) -> None:
     api = FakeApi({})
     kube = cast(KubeClient, api)
     events = EventPoster(kube, manager="kvault", api_version="kvault.io/v1alpha1")
-    issued = IssuedNotices(kv, kube, events, {VAULT: _vault("team-a", "main")})
+    issued = IssuedNotices(kv, kube, events, {VAULT: vault_body("team-a", "main")})
     unsubscribe = kv.subscribe(issued.on_change)
     certs = kv.certificates
     ca = TestCA.make("external CA")
@@ -268,7 +244,7 @@ async def test_issued_notice_of_a_vault_read_from_the_api_or_gone(kv: Kvault) ->
     """A Vault not cached yet is read from the API server; a change whose vault went away
     meanwhile is dropped quietly."""
     api = FakeApi(
-        {"/apis/kvault.io/v1alpha1/namespaces/team-a/vaults/main": _vault("team-a", "main")}
+        {"/apis/kvault.io/v1alpha1/namespaces/team-a/vaults/main": vault_body("team-a", "main")}
     )
     kube = cast(KubeClient, api)
     events = EventPoster(kube, manager="kvault", api_version="kvault.io/v1alpha1")

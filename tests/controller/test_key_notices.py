@@ -4,41 +4,16 @@ Against an in-memory API; the operator wiring runs against a real cluster in e2e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 
 from kvault.controller import metrics
 from kvault.controller.vault.notices import KeyNotices, vault_object
-from kvault.kube.client import KubeApiError, KubeClient
+from kvault.kube.client import KubeClient
 from kvault.kube.events import EventPoster
 from kvault.vault.keys.scheduler import NotifyEvent
+from tests.controller.fakes import FakeApi, vault_body
 
 EXP = 1_750_000_000 + 60 * 86400
-
-
-def _vault(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "kvault.io/v1alpha1",
-        "kind": "Vault",
-        "metadata": {"namespace": ns, "name": name, "uid": f"uid-{name}"},
-    }
-
-
-class FakeApi:
-    def __init__(self, objects: Mapping[str, dict[str, Any]]) -> None:
-        self.objects = dict(objects)
-        self.gets: list[str] = []
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-
-    async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        self.gets.append(path)
-        if path not in self.objects:
-            raise KubeApiError(404, "Not Found", "not found")
-        return self.objects[path]
-
-    async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.posts.append((path, dict(body)))
-        return dict(body)
 
 
 def _count(vault: str) -> float:
@@ -54,11 +29,11 @@ def test_a_domain_vault_name_maps_back_to_its_vault_object() -> None:
 
 async def test_the_event_goes_on_the_vault_of_the_key_and_names_no_material() -> None:
     api = FakeApi(
-        {"/apis/kvault.io/v1alpha1/namespaces/team-b/vaults/other": _vault("team-b", "other")}
+        {"/apis/kvault.io/v1alpha1/namespaces/team-b/vaults/other": vault_body("team-b", "other")}
     )
     kube = cast(KubeClient, api)
     events = EventPoster(kube, manager="kvault", api_version="kvault.io/v1alpha1")
-    cached = {"main.team-a": _vault("team-a", "main")}
+    cached = {"main.team-a": vault_body("team-a", "main")}
     notices = KeyNotices(kube, events, cached)
     before = _count("main.team-a"), _count("other.team-b"), _count("dev")
 
