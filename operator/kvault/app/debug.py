@@ -23,3 +23,26 @@ def trace_memory() -> None:
         tracemalloc.take_snapshot().dump(f"{prefix}.{taken[0]}")
 
     signal.signal(signal.SIGUSR2, dump)
+
+
+def dump_tasks() -> None:
+    """``KVAULT_TASKDUMP=1`` (debugging only): each SIGUSR1 logs every asyncio task's stack,
+    to see what a stuck request awaits."""
+    if not os.environ.get("KVAULT_TASKDUMP"):
+        return
+    import asyncio
+    import io
+    import signal
+    import sys
+
+    def dump(*_: object) -> None:
+        try:
+            tasks = asyncio.all_tasks(asyncio.get_event_loop())
+        except RuntimeError:
+            return
+        out = io.StringIO()
+        for task in tasks:
+            task.print_stack(file=out)
+        sys.stderr.write(f"--- {len(tasks)} tasks ---\n{out.getvalue()}--- end ---\n")
+
+    signal.signal(signal.SIGUSR1, dump)

@@ -21,7 +21,7 @@ import kopf
 from kvault.api.app import build_app
 from kvault.api.metrics import REGISTRY as DATA_PLANE_METRICS
 from kvault.api.server import listening
-from kvault.app import logs
+from kvault.app import kopf_scope, logs
 from kvault.app.announce import announce, endpoint
 from kvault.app.audit_anchor import config_map_sink, publishing
 from kvault.app.cluster import ClusterSetup, DataPlane, open_cluster
@@ -65,6 +65,7 @@ async def run(cfg: RunConfig) -> None:
     host = cfg.plane.host
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    kopf_scope.install(loop)  # kopf stepping down must not cancel data-plane requests
 
     def own_signals() -> None:  # kopf installs its own; ours must win (one stop for all)
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -142,7 +143,7 @@ def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], Non
         )
         expiry = asyncio.create_task(ExpiryScheduler(kv).run(halt))
         try:
-            await kopf.operator(
+            await kopf_scope.run(
                 registry=controller.registry(),
                 settings=settings,
                 lifecycle=kopf.lifecycles.all_at_once,

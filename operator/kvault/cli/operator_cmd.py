@@ -133,9 +133,10 @@ def _webhook(args: argparse.Namespace) -> WebhookSettings | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kvault.app.debug import trace_memory
+    from kvault.app.debug import dump_tasks, trace_memory
 
     trace_memory()  # first: the trace should see the imports below
+    dump_tasks()
     from kvault.app.operator import Options, RunConfig, run_operator
 
     flags.port(args.port, "--port")
