@@ -24,9 +24,10 @@ from kvault.api.tls import ServerTLS
 from kvault.app import logs
 from kvault.app.announce import announce, endpoint
 from kvault.app.audit_anchor import publishing
-from kvault.app.backends import Backends, open_configured, server_tls
+from kvault.app.backends import TLS_DIR, Backends, open_configured
 from kvault.app.defaults import DEFAULT_PORT
 from kvault.app.listener import ConnectionLimits
+from kvault.app.shared_ca import shared_authority
 from kvault.errors import ConfigError
 from kvault.identity.service import open_identity
 from kvault.identity.tokenreview import DEFAULT_AUDIENCE
@@ -82,7 +83,8 @@ async def open_cluster(plane: DataPlane) -> ClusterSetup:
     try:
         kube = KubeClient(load_config(plane.kubeconfig))
         identity = await open_identity(kv.sealed, kube, audiences=plane.accepted)
-        tls = server_tls(plane.data_dir)
+        tls_dir = plane.data_dir / TLS_DIR
+        tls = ServerTLS(await shared_authority(kv.sealed, tls_dir), tls_dir)
     except BaseException:
         await kv.close()
         if kube is not None:

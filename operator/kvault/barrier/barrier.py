@@ -32,6 +32,7 @@ class Barrier:
         self._keyrings: dict[str, Keyring] = {}
         self._loading: dict[str, asyncio.Lock] = {}
         self._deks = envelope.DekCache()
+        self._forgotten = 0  # bumped by forget_keyring: a load racing it must not be cached
         self.view = SealedView(storage, self)
 
     # -- keyrings -------------------------------------------------------------------------
@@ -113,8 +114,16 @@ class Barrier:
 
     def clear_caches(self) -> None:
         """Drop every unwrapped KEK and DEK from memory; the next use unwraps again."""
+        self._forgotten += 1
         self._keyrings.clear()
         self._deks.clear()
+
+    def forget_keyring(self, vault_id: str) -> None:
+        """Another replica rewrote or deleted the keyring of ``vault_id``: read it anew (a
+        rotation's new term seals from now on; a purged vault's KEKs leave memory)."""
+        self._forgotten += 1
+        if self._keyrings.pop(vault_id, None) is not None:
+            self._deks.clear()  # DEKs are not indexed by vault: drop them all (re-unwrapped)
 
     async def _keyring(self, vault_id: str, *, need_term: int | None = None) -> Keyring:
         ring = self._keyrings.get(vault_id)
@@ -125,6 +134,7 @@ class Barrier:
             ring = self._keyrings.get(vault_id)
             if ring is not None and (need_term is None or need_term in ring.keys):
                 return ring
+            forgotten = self._forgotten
             row = await self._storage.get(keyring_key(vault_id))
             if row is None:
                 raise IntegrityError(f"vault {vault_id} has no key: it was purged or never existed")
@@ -133,7 +143,8 @@ class Barrier:
             for term, w in stored.wrapped.items():
                 keys[term] = AESGCM(await self._hsm.unwrap(w, kek_aad(vault_id, term)))
             ring = Keyring(stored.active, keys)
-            self._keyrings[vault_id] = ring
+            if forgotten == self._forgotten:  # else a newer row may exist: next use reads it
+                self._keyrings[vault_id] = ring
             return ring
 
     # -- data -----------------------------------------------------------------------------

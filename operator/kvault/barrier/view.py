@@ -14,11 +14,22 @@ from typing import TYPE_CHECKING, TypeVar
 from kvault.barrier.context import Context
 from kvault.barrier.memo import Memo
 from kvault.storage.base import ABSENT, Check, Delete, DeletePrefix, Op, Put, Storage
+from kvault.storage.notices import RowsChanged, Shared, Watcher
 
 if TYPE_CHECKING:
     from kvault.barrier.barrier import Barrier
 
-__all__ = ["ABSENT", "Memo", "Opened", "SealedView", "Storage", "Txn"]
+__all__ = [
+    "ABSENT",
+    "Memo",
+    "Opened",
+    "RowsChanged",
+    "SealedView",
+    "Shared",
+    "Storage",
+    "Txn",
+    "Watcher",
+]
 
 T = TypeVar("T")
 
@@ -61,6 +72,11 @@ class SealedView:
         self._barrier = barrier
         #: Awaited before every commit (the domain writes the audit line of the change there).
         self.before_commit: Callable[[], Awaitable[None]] | None = None
+
+    @property
+    def shared(self) -> Shared | None:
+        """The store's notices of other processes' writes, when it is shared by several."""
+        return self._storage if isinstance(self._storage, Shared) else None
 
     async def get(self, key: str, ctx: Context) -> tuple[int, bytes] | None:
         """The revision and plaintext of ``key``, or ``None`` when absent."""

@@ -45,6 +45,21 @@ class CertificateAuthority:
         cert_path.write_bytes(pem.cert_pem(cert))
         return cls(cert, key, cert_path)
 
+    @classmethod
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes, path: Path) -> CertificateAuthority:
+        """A CA held elsewhere (sealed in storage); ``path`` is where its certificate is
+        published for clients (only the certificate: the key stays in memory)."""
+        key = pem.load_private_key(key_pem)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the stored CA key is not an EC private key")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_bytes(cert_pem)
+        return cls(pem.load_cert(cert_pem), key, path)
+
+    def pems(self) -> tuple[bytes, bytes]:
+        """(certificate PEM, private key PEM), to be sealed."""
+        return pem.cert_pem(self.cert), pem.private_pem(self.key)
+
     def issue(
         self, names: Sequence[str], validity: dt.timedelta | None = None
     ) -> tuple[bytes, bytes]:

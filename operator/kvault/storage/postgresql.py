@@ -56,9 +56,10 @@ import logging
 import math
 import os
 import random
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Self, TypeAlias
+from typing import Any, Self, TypeAlias
 
 import asyncpg
 import asyncpg.exceptions as pgerr
@@ -76,6 +77,8 @@ from kvault.storage.base import (
     conflict,
     holds,
 )
+from kvault.storage.notices import Watcher, note_payload, rows_changed
+from kvault.storage.pg_listen import NOTES_CHANNEL, ROWS_CHANNEL, Listener
 
 __all__ = [
     "ADVISORY_LOCK",
@@ -129,6 +132,7 @@ _UPDATE_IF = (
 )
 _DELETE = "DELETE FROM kvault_rows WHERE key = $1"
 _DELETE_IF = "DELETE FROM kvault_rows WHERE key = $1 AND revision = $2 RETURNING revision"
+_NOTIFY = "SELECT pg_notify($1, $2)"
 
 #: Seconds between probes while the database is away: doubling, with jitter.
 BACKOFF_MIN = 0.1
@@ -137,6 +141,8 @@ BACKOFF_MAX = 5.0
 _SERIAL_ATTEMPTS = 60
 _SERIAL_BACKOFF_CAP = 0.05
 
+#: ``application_name`` of the connection listening for notices (as DBAs see it).
+LISTENER_APPLICATION = "kvault-notices"
 #: Session settings sent at connection start (any role may set these).
 _SESSION = {
     "application_name": "kvault",
@@ -222,6 +228,9 @@ class PostgreSQLStorage:
         self._closed = False
         self._down: str | None = None  # why the database is away, while it is
         self._prober: asyncio.Task[None] | None = None
+        #: This process in the notices other replicas get (:mod:`kvault.storage.notices`).
+        self.origin = uuid.uuid4().hex[:16]
+        self._listener: Listener | None = None
 
     def __repr__(self) -> str:  # never the DSN: it may hold a password
         return f"PostgreSQLStorage(pool_size={self.pool_size}, timeout={self.timeout})"
@@ -281,6 +290,7 @@ class PostgreSQLStorage:
             timeout=self.timeout,
             command_timeout=self.timeout,
             server_settings=_SESSION,
+            reset=_keep_session,
         )
         try:
             await pool  # with min_size=0 this connects nothing yet
@@ -310,6 +320,9 @@ class PostgreSQLStorage:
     async def close(self) -> None:
         """Stop probing and close every connection (idempotent)."""
         self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
         prober, self._prober = self._prober, None
         if prober is not None:
             prober.cancel()
@@ -436,13 +449,38 @@ class PostgreSQLStorage:
         for attempt in range(_SERIAL_ATTEMPTS):
             try:
                 async with self._connection() as conn:
-                    return await _transaction(conn, ops)
+                    return await _transaction(conn, ops, rows_changed(self.origin, ops))
             except _RETRY:
                 await asyncio.sleep(random.uniform(0, min(_SERIAL_BACKOFF_CAP, 0.001 * 2**attempt)))
         raise StorageConflict(
             f"storage commit could not be serialised against concurrent commits "
             f"in {_SERIAL_ATTEMPTS} attempts"
         )
+
+    # -- Shared (kvault.storage.notices) ----------------------------------------------------
+
+    async def watch(self, watcher: Watcher) -> None:
+        """Hear the other replicas' commits and notes (``LISTEN``, :mod:`.pg_listen`)."""
+        if self._listener is not None:
+            raise RuntimeError("this store is already watched")
+
+        async def connect() -> asyncpg.Connection[Any]:
+            settings = {**_SESSION, "application_name": LISTENER_APPLICATION}
+            return await asyncpg.connect(self._dsn, timeout=self.timeout, server_settings=settings)
+
+        listener = Listener(connect, self.origin, watcher, self.timeout)
+        try:
+            await listener.start()
+        except _AWAY_OR_REFUSED as exc:
+            raise Unavailable(f"cannot listen to the storage database: {_why(exc)}") from None
+        self._listener = listener
+
+    async def announce(self, note: str) -> None:
+        try:
+            async with self._connection() as conn:
+                await conn.execute(_NOTIFY, NOTES_CHANNEL, note_payload(self.origin, note))
+        except Exception as exc:  # best effort, by contract
+            log.warning("storage notice not sent: %s", type(exc).__name__)
 
     # -- PostgreSQL specific -----------------------------------------------------------------
 
@@ -457,13 +495,16 @@ class PostgreSQLStorage:
             return int(await conn.fetchval("SELECT max(version) FROM kvault_schema") or 0)
 
 
-async def _transaction(conn: _Conn, ops: Sequence[Op]) -> dict[str, int]:
-    """``ops`` in one serialisable transaction. On any failure the first error propagates
-    (a rollback that fails because the connection is gone is moot: the server rolls back)."""
+async def _transaction(conn: _Conn, ops: Sequence[Op], notice: str | None) -> dict[str, int]:
+    """``ops`` in one serialisable transaction, with the ``notice`` of them that listeners get
+    when (and only if) it commits. On any failure the first error propagates (a rollback that
+    fails because the connection is gone is moot: the server rolls back)."""
     transaction = conn.transaction(isolation="serializable")
     await transaction.start()
     try:
         written = await _apply(conn, ops)
+        if notice is not None:
+            await conn.execute(_NOTIFY, ROWS_CHANNEL, notice)
     except BaseException:
         with contextlib.suppress(*_AWAY, pgerr.InterfaceError):
             await transaction.rollback()
@@ -539,6 +580,20 @@ async def _migrate(conn: _Conn) -> None:
                 await conn.execute(statement)
             await conn.execute("INSERT INTO kvault_schema (version) VALUES ($1)", number)
             log.info("storage schema migrated to version %d", number)
+
+
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """The pool's ``reset``: nothing more than asyncpg always does when a connection comes
+    back (drop listener callbacks, roll back a transaction left open).
+
+    asyncpg's default adds a round trip to every release (``SELECT pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL``) to undo session state that kvault never makes on a
+    pooled connection: its settings are startup parameters (:data:`_SESSION`), its advisory
+    lock is transaction-scoped, it opens no cursor outside a transaction, it ``LISTEN``s on a
+    connection of its own (:mod:`.pg_listen`) and never runs a session ``SET`` (a future
+    one must be ``SET LOCAL``). Without it a point read is one round trip instead of two:
+    measured 1,600-3,500 -> 3,000-5,400 gets/s through the pool, 1 and 16 tasks.
+    """
 
 
 async def _close_pool(pool: asyncpg.Pool) -> None:

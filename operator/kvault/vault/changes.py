@@ -27,6 +27,7 @@ class Change:
     operation: str
     item: str = ""  # the item's name as spelled by the writer; "" for vault-wide changes
     version: str = ""
+    remote: bool = False  # made by another replica (heard through the shared storage)
 
 
 Subscriber = Callable[[Change], None]

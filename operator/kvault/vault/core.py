@@ -79,6 +79,7 @@ class Core:
     #: Audited operations published on ``changes`` (the kinds add theirs).
     mutations: frozenset[str] = VAULT_MUTATIONS
     _vaults: dict[str, tuple[int, VaultInfo]] = field(default_factory=dict)
+    _forgotten: int = 0  # bumped by forget_vault: a read racing it must not be cached
 
     def now(self) -> int:
         return int(self.clock())
@@ -149,15 +150,22 @@ class Core:
         if cached is not None:
             return cached
         key, ctx = layout.vault_row(name)
+        forgotten = self._forgotten
         found = await self.read(key, ctx)
         if found is None:
             return None
         entry = (found[0], decode_vault(found[1]))
-        self._vaults[name] = entry
+        if forgotten == self._forgotten:  # else another replica changed it meanwhile
+            self._vaults[name] = entry
         return entry
 
-    def forget_vault(self, name: str) -> None:
-        self._vaults.pop(name, None)
+    def forget_vault(self, name: str | None = None) -> None:
+        """Read vault ``name`` (``None``: every vault) anew next time."""
+        self._forgotten += 1
+        if name is None:
+            self._vaults.clear()
+        else:
+            self._vaults.pop(name, None)
 
     async def active_vault(self, name: str) -> VaultInfo:
         """The vault, which must exist and not be deleted."""

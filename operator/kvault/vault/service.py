@@ -21,6 +21,7 @@ from kvault.vault.items.engine import Items
 from kvault.vault.keys import Keys
 from kvault.vault.model import VaultInfo
 from kvault.vault.names import DEFAULT_MAX_VALUE_BYTES
+from kvault.vault.replicas import Replicas
 from kvault.vault.secrets import Secrets
 from kvault.vault.vaults import Vaults
 
@@ -69,6 +70,13 @@ class Kvault:
         )
         #: Refused authentications, audited without letting a flood fill the disk.
         self.auth_failures = AuthFailures(lambda: core.auditor)
+        #: The other replicas on a shared store (``None``: this process is the only one).
+        shared = self.barrier.view.shared
+        self.replicas = (
+            None
+            if shared is None
+            else Replicas(shared, core, self.barrier, self._active_vault_names)
+        )
         self._closed = False
 
     @property
@@ -137,8 +145,14 @@ class Kvault:
         return kv
 
     async def start(self) -> None:
-        """Prepare storage for use: the system keyring seals vault records."""
+        """Prepare storage for use: the system keyring seals vault records; on a shared store,
+        hear the other replicas' writes (:mod:`kvault.vault.replicas`)."""
         await self.barrier.ensure_keyring(layout.SYSTEM)
+        if self.replicas is not None:
+            await self.replicas.start()
+
+    async def _active_vault_names(self) -> list[str]:
+        return [v.name for v in await self.vaults.list()]
 
     async def close(self) -> None:
         """Close storage, HSM and audit log (a second call does nothing)."""
@@ -146,6 +160,8 @@ class Kvault:
             return
         self._closed = True
         self.auth_failures.close()  # its last counts, while the audit log is open
+        if self.replicas is not None:
+            await self.replicas.drain()
         await self.storage.close()
         await self.hsm.close()
         if isinstance(self.core.auditor, AuditLog):

@@ -1,0 +1,118 @@
+"""Several replicas on one shared store: each hears the others' writes.
+
+Two things travel through the store's notices (:mod:`kvault.storage.notices`):
+
+* **Rows changed** (sent by the store inside each commit, so never lost while the listening
+  connection stands): a replica forgets what it cached of those rows before it serves the
+  next request that needs them. Vault records (roles, settings, deletion) and keyrings (a
+  KEK rotation, a purge) are the only rows cached by whole record; item rows are read from
+  the store on every request (their decoding is memoised by exact bytes), so they need
+  nothing.
+* **Changes** (the vault's change feed, announced after each operation): republished on this
+  replica's feed, so the Lease holder's controller projects a write served by any replica.
+
+When the listening connection was lost, notices may have been missed: every cache is
+dropped and a vault-wide change is published for every vault, so the leader resyncs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from kvault.barrier import rows
+from kvault.barrier.barrier import Barrier
+from kvault.barrier.view import RowsChanged, Shared, Watcher
+from kvault.vault.changes import Change
+from kvault.vault.core import Core
+
+log = logging.getLogger(__name__)
+
+#: The operation of the vault-wide change published after notices may have been missed.
+RESYNC = "ReplicaResync"
+
+
+def encode_change(change: Change) -> str:
+    return json.dumps(
+        [change.vault, change.operation, change.item, change.version], separators=(",", ":")
+    )
+
+
+def decode_change(note: str) -> Change | None:
+    try:
+        vault, operation, item, version = json.loads(note)
+    except (ValueError, TypeError):
+        return None
+    return Change(str(vault), str(operation), str(item), str(version), remote=True)
+
+
+class Replicas:
+    """Joins ``core`` and ``barrier`` to the other replicas sharing ``store``."""
+
+    def __init__(
+        self,
+        store: Shared,
+        core: Core,
+        barrier: Barrier,
+        vault_names: Callable[[], Awaitable[list[str]]],
+    ) -> None:
+        self._store = store
+        self._core = core
+        self._barrier = barrier
+        self._vault_names = vault_names
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self._store.watch(Watcher(self.rows_changed, self.note, self.reset))
+        self._core.changes.subscribe(self._announce)
+
+    async def drain(self) -> None:
+        """Wait for the announcements under way (before the store closes)."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    def rows_changed(self, notice: RowsChanged) -> None:
+        if notice.everything:
+            self._forget_all()
+            return
+        for key in notice.keys:
+            if key.startswith(rows.VAULTS):
+                self._core.forget_vault(key.removeprefix(rows.VAULTS))
+            elif key.startswith(rows.KEYRINGS):
+                self._barrier.forget_keyring(key.removeprefix(rows.KEYRINGS))
+        if any(p.startswith(rows.SYSTEM) or rows.SYSTEM.startswith(p) for p in notice.prefixes):
+            self._forget_all()
+
+    def note(self, note: str) -> None:
+        change = decode_change(note)
+        if change is not None:
+            self._core.changes.publish(change)
+
+    def reset(self) -> None:
+        self._forget_all()
+        self._spawn(self._resync())
+
+    def _forget_all(self) -> None:
+        self._core.forget_vault()
+        self._barrier.clear_caches()
+
+    async def _resync(self) -> None:
+        try:
+            names = await self._vault_names()
+        except Exception as exc:  # the store is away: the reset after it returns covers it
+            log.warning("replica resync skipped: %s", type(exc).__name__)
+            return
+        for name in names:
+            self._core.changes.publish(Change(name, RESYNC, remote=True))
+
+    def _announce(self, change: Change) -> None:
+        if not change.remote:
+            self._spawn(self._store.announce(encode_change(change)))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)

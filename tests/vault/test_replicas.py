@@ -1,0 +1,189 @@
+"""Two replicas on one PostgreSQL database: each hears the other's writes (vault/replicas.py).
+
+Both kvaults run in this process against the test server, with one software root key: what
+the second one caches (vault records with their role assignments, unwrapped keyrings) must
+follow what the first one commits, and the first one's changes must reach the second one's
+change feed, as the Lease holder's controller needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from kvault.barrier import envelope
+from kvault.errors import ForbiddenByRbac, NotFound
+from kvault.hsm.software import SoftwareHSM
+from kvault.identity.model import Principal, RoleAssignment
+from kvault.storage.postgresql import LISTENER_APPLICATION, PostgreSQLStorage
+from kvault.vault.changes import Change
+from kvault.vault.core import Caller
+from kvault.vault.replicas import RESYNC
+from kvault.vault.service import Kvault
+from tests.fixtures.postgres import PostgresServer, database_of
+
+APP = Principal("system:serviceaccount:team-a:app", ("system:serviceaccounts",))
+READER = [RoleAssignment("team-a/app", "Secrets User")]
+
+
+async def _open(dsn: str, key_file: Path) -> Kvault:
+    storage = PostgreSQLStorage(dsn, pool_size=4)
+    await storage.open()
+    hsm = SoftwareHSM(key_file=key_file)
+    await hsm.open()
+    return await Kvault.open(storage, hsm)
+
+
+@pytest.fixture
+async def pair(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> AsyncIterator[tuple[Kvault, Kvault]]:
+    dsn = postgres_server.create_database()
+    key = tmp_path / "hsm.key"
+    a = await _open(dsn, key)
+    b = await _open(dsn, key)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+        postgres_server.drop_database(database_of(dsn))
+
+
+async def _eventually(check: Callable[[], object], what: str, within: float = 5.0) -> float:
+    """Seconds until ``check()`` stops raising and returns truthy (async-polled)."""
+    start = time.monotonic()
+    while True:
+        try:
+            if check():
+                return time.monotonic() - start
+        except Exception:
+            pass
+        if time.monotonic() - start > within:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(0.002)
+
+
+async def _until(probe: Callable[[], object], what: str, within: float = 5.0) -> float:
+    """Like :func:`_eventually` for an async probe: seconds until it returns without raising."""
+    start = time.monotonic()
+    while True:
+        try:
+            await probe()  # type: ignore[misc]
+            return time.monotonic() - start
+        except Exception:
+            if time.monotonic() - start > within:
+                raise AssertionError(f"not within {within} s: {what}") from None
+        await asyncio.sleep(0.002)
+
+
+async def test_both_kvaults_are_replicas_of_one_store(pair: tuple[Kvault, Kvault]) -> None:
+    a, b = pair
+    assert a.replicas is not None and b.replicas is not None
+
+
+async def test_a_role_revoked_on_one_replica_is_refused_by_the_other(
+    pair: tuple[Kvault, Kvault],
+) -> None:
+    a, b = pair
+    await a.vaults.create("v1", role_assignments=READER)
+    await a.secrets.set("v1", "pw", "value-1")
+    caller = Caller.of(APP, "req")
+    assert (await b.secrets.get("v1", "pw", caller=caller)).value == "value-1"  # b caches v1
+
+    await a.vaults.update("v1", role_assignments=[])
+
+    async def refused() -> None:
+        with pytest.raises(ForbiddenByRbac):
+            await b.secrets.get("v1", "pw", caller=caller)
+
+    took = await _until(refused, "the revocation to reach the other replica")
+    print(f"revocation seen by the other replica after {took * 1000:.1f} ms")
+
+
+async def test_a_vault_purged_on_one_replica_is_gone_on_the_other(
+    pair: tuple[Kvault, Kvault],
+) -> None:
+    a, b = pair
+    await a.vaults.create("v1", retention_days=7)
+    await b.secrets.set("v1", "pw", "value-1")  # b caches the vault and its keyring
+    await a.vaults.delete("v1")
+    await a.vaults.purge("v1")
+
+    async def gone() -> None:
+        with pytest.raises(NotFound):
+            await b.vault("v1")
+
+    await _until(gone, "the purge to reach the other replica")
+    with pytest.raises(NotFound):
+        await b.secrets.set("v1", "pw", "after-purge")
+    assert await b.storage.list("v/") == []  # nothing written into the purged vault
+
+
+async def test_a_kek_rotated_on_one_replica_seals_the_others_next_writes(
+    pair: tuple[Kvault, Kvault],
+) -> None:
+    a, b = pair
+    await a.vaults.create("v1")
+    info = await b.vault("v1")
+    await b.secrets.set("v1", "pw", "under-term-1")  # b holds term 1 as the active KEK
+    term = await a.barrier.rotate_kek(info.id)
+    assert term == 2
+
+    async def sealed_under_new_term() -> None:
+        props = await b.secrets.set("v1", "pw", "under-new-term")
+        rows = await b.storage.list(f"v/{info.id}/")
+        latest = [r for r in rows if r.key.endswith("/" + props.properties.version)]
+        assert latest and envelope.kek_term(latest[0].value) == term
+
+    await _until(sealed_under_new_term, "the rotation to reach the other replica")
+    assert (await a.secrets.get("v1", "pw")).value == "under-new-term"
+
+
+async def test_a_change_on_one_replica_reaches_the_others_feed(
+    pair: tuple[Kvault, Kvault],
+) -> None:
+    a, b = pair
+    heard: list[Change] = []
+    a.subscribe(heard.append)
+    await a.vaults.create("v1")
+    props = await b.secrets.set("v1", "db", "value")
+    want = Change("v1", "SecretSet", "db", props.properties.version, remote=True)
+    took = await _eventually(lambda: want in heard, "b's SecretSet on a's feed")
+    print(f"change heard by the other replica after {took * 1000:.1f} ms")
+    assert all(c.remote for c in heard if c.operation == "SecretSet")
+    assert not [c for c in heard if c.operation == "VaultCreate" and c.remote]  # a's own
+
+
+async def test_a_lost_listening_connection_forgets_everything_and_resyncs(
+    pair: tuple[Kvault, Kvault], postgres_server: PostgresServer
+) -> None:
+    a, b = pair
+    heard: list[Change] = []
+    b.subscribe(heard.append)
+    await a.vaults.create("v1", role_assignments=READER)
+    await b.secrets.set("v1", "pw", "one")
+    caller = Caller.of(APP, "req")
+    assert (await b.secrets.get("v1", "pw", caller=caller)).value == "one"
+    database = database_of(b.storage._dsn)  # type: ignore[attr-defined]
+    # Every listening session of the database dropped (as a failover of the server would):
+    postgres_server.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{database}' AND application_name = '{LISTENER_APPLICATION}'",
+        database,
+    )
+    await _eventually(
+        lambda: Change("v1", RESYNC, remote=True) in heard, "a resync after listening anew"
+    )
+    # Listening again: a revocation still reaches b.
+    await a.vaults.update("v1", role_assignments=[])
+
+    async def refused() -> None:
+        with pytest.raises(ForbiddenByRbac):
+            await b.secrets.get("v1", "pw", caller=caller)
+
+    await _until(refused, "a revocation after listening anew")
