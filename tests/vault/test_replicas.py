@@ -187,3 +187,21 @@ async def test_a_lost_listening_connection_forgets_everything_and_resyncs(
             await b.secrets.get("v1", "pw", caller=caller)
 
     await _until(refused, "a revocation after listening anew")
+
+
+async def test_a_value_set_on_one_replica_is_read_on_the_other(
+    pair: tuple[Kvault, Kvault],
+) -> None:
+    a, b = pair
+    await a.vaults.create("v1")
+    await a.secrets.set("v1", "pw", "one")
+    for _ in range(3):  # b now serves the rows from memory (storage/row_cache.py)
+        assert (await b.secrets.get("v1", "pw")).value == "one"
+    await a.secrets.set("v1", "pw", "two")
+
+    async def fresh() -> None:
+        assert (await b.secrets.get("v1", "pw")).value == "two"
+
+    took = await _until(fresh, "the new value on the other replica")
+    print(f"a new value read on the other replica after {took * 1000:.1f} ms")
+    assert b.storage.cache.hits > 0  # type: ignore[attr-defined]

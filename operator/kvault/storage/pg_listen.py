@@ -34,10 +34,19 @@ Connect = Callable[[], Awaitable["asyncpg.Connection[Any]"]]
 
 
 class Listener:
-    """Delivers notices from other origins to ``watcher`` while it runs."""
+    """Delivers notices from other origins to ``watcher`` while it runs; ``lost`` is called
+    as soon as the connection is found lost (notices may be missed until ``reset``)."""
 
-    def __init__(self, connect: Connect, origin: str, watcher: Watcher, timeout: float) -> None:
+    def __init__(
+        self,
+        connect: Connect,
+        origin: str,
+        watcher: Watcher,
+        timeout: float,
+        lost: Callable[[], None] = lambda: None,
+    ) -> None:
         self._connect = connect
+        self._on_lost = lost
         self._origin = origin
         self._watcher = watcher
         self._timeout = timeout
@@ -90,6 +99,7 @@ class Listener:
                     log.warning(
                         "storage notices: listening connection lost (%s)", type(exc).__name__
                     )
+            self._on_lost()
             await self._drop()
             await self._relisten()
             self._watcher.reset()

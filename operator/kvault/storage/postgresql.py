@@ -77,8 +77,9 @@ from kvault.storage.base import (
     conflict,
     holds,
 )
-from kvault.storage.notices import Watcher, note_payload, rows_changed
+from kvault.storage.notices import RowsChanged, Watcher, note_payload, rows_changed
 from kvault.storage.pg_listen import NOTES_CHANNEL, ROWS_CHANNEL, Listener
+from kvault.storage.row_cache import DEFAULT_MAX_BYTES, RowCache
 
 __all__ = [
     "ADVISORY_LOCK",
@@ -213,12 +214,21 @@ class PostgreSQLStorage:
 
     ``dsn`` is a ``postgresql://`` URL (it may name a ``passfile``, ``sslmode``...); it is
     never logged nor put in an error message. ``pool_size``: connections per process;
-    ``timeout``: the longest any operation may take (seconds), connecting included.
+    ``timeout``: the longest any operation may take (seconds), connecting included;
+    ``cache_bytes``: rows kept in memory while :meth:`watch` hears every commit
+    (:mod:`.row_cache`; 0: none).
     """
 
-    OPTIONS = frozenset({"dsn_env", "dsn_file", "pool_size", "timeout"})
+    OPTIONS = frozenset({"dsn_env", "dsn_file", "pool_size", "timeout", "cache_mb"})
 
-    def __init__(self, dsn: str, *, pool_size: int = 10, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        timeout: float = 10.0,
+        cache_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         if not dsn.startswith(("postgresql://", "postgres://")):
             raise ConfigError("the PostgreSQL DSN must be a postgresql:// URL")
         self._dsn = dsn
@@ -231,6 +241,7 @@ class PostgreSQLStorage:
         #: This process in the notices other replicas get (:mod:`kvault.storage.notices`).
         self.origin = uuid.uuid4().hex[:16]
         self._listener: Listener | None = None
+        self.cache = RowCache(cache_bytes)
 
     def __repr__(self) -> str:  # never the DSN: it may hold a password
         return f"PostgreSQLStorage(pool_size={self.pool_size}, timeout={self.timeout})"
@@ -241,7 +252,8 @@ class PostgreSQLStorage:
 
         ``dsn_env`` (the name of an environment variable holding the DSN) or ``dsn_file`` (a
         file holding it, e.g. a mounted Secret): exactly one, so the password never appears
-        on a command line. Optional: ``pool_size`` (default 10), ``timeout`` (seconds, 10).
+        on a command line. Optional: ``pool_size`` (default 10), ``timeout`` (seconds, 10),
+        ``cache_mb`` (MiB of rows kept in memory on a watched store, 64; 0: none).
         """
         unknown = sorted(set(options) - cls.OPTIONS)
         if unknown:
@@ -266,7 +278,16 @@ class PostgreSQLStorage:
         pool_size = _positive(options, "pool_size", 10)
         if pool_size != int(pool_size):
             raise ConfigError(f"postgresql storage option pool_size must be whole, got {pool_size}")
-        return cls(dsn, pool_size=int(pool_size), timeout=_positive(options, "timeout", 10.0))
+        cache_mb = options.get("cache_mb", "64").strip()
+        if not cache_mb.isdigit():
+            raise ConfigError(f"postgresql storage option cache_mb must be a whole number >= 0, "
+                              f"got {cache_mb!r}")  # fmt: skip
+        return cls(
+            dsn,
+            pool_size=int(pool_size),
+            timeout=_positive(options, "timeout", 10.0),
+            cache_bytes=int(cache_mb) * 1024 * 1024,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -321,6 +342,7 @@ class PostgreSQLStorage:
         """Stop probing and close every connection (idempotent)."""
         self._closed = True
         listener, self._listener = self._listener, None
+        self.cache.suspend()
         if listener is not None:
             await listener.close()
         prober, self._prober = self._prober, None
@@ -405,9 +427,17 @@ class PostgreSQLStorage:
     # -- Storage protocol --------------------------------------------------------------------
 
     async def get(self, key: str) -> Row | None:
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        epoch = self.cache.epoch
         async with self._connection() as conn:
             found = await conn.fetchrow(_GET, _encode(key))
-        return None if found is None else Row(key, found[0], found[1])
+        if found is None:
+            return None
+        row = Row(key, found[0], found[1])
+        self.cache.keep(row, epoch)
+        return row
 
     async def list(
         self, prefix: str, *, start_after: str | None = None, limit: int | None = None
@@ -446,10 +476,26 @@ class PostgreSQLStorage:
         ops = checked(ops)
         if not ops:
             return {}
+        notice = rows_changed(self.origin, ops)
+        # Forgotten before (reads racing the commit are not kept) and after (a row read
+        # meanwhile may be the old one).
+        self._forget(ops)
+        try:
+            return await self._commit(ops, notice)
+        finally:
+            self._forget(ops)
+
+    def _forget(self, ops: Sequence[Op]) -> None:
+        self.cache.forget(
+            (op.key for op in ops if isinstance(op, Put | Delete)),
+            (op.prefix for op in ops if isinstance(op, DeletePrefix)),
+        )
+
+    async def _commit(self, ops: Sequence[Op], notice: str | None) -> dict[str, int]:
         for attempt in range(_SERIAL_ATTEMPTS):
             try:
                 async with self._connection() as conn:
-                    return await _transaction(conn, ops, rows_changed(self.origin, ops))
+                    return await _transaction(conn, ops, notice)
             except _RETRY:
                 await asyncio.sleep(random.uniform(0, min(_SERIAL_BACKOFF_CAP, 0.001 * 2**attempt)))
         raise StorageConflict(
@@ -468,12 +514,27 @@ class PostgreSQLStorage:
             settings = {**_SESSION, "application_name": LISTENER_APPLICATION}
             return await asyncpg.connect(self._dsn, timeout=self.timeout, server_settings=settings)
 
-        listener = Listener(connect, self.origin, watcher, self.timeout)
+        cache = self.cache
+
+        def rows(notice: RowsChanged) -> None:
+            if notice.everything:
+                cache.clear()
+            else:
+                cache.forget(notice.keys, notice.prefixes)
+            watcher.rows(notice)
+
+        def reset() -> None:
+            cache.resume()
+            watcher.reset()
+
+        own = Watcher(rows, watcher.note, reset)
+        listener = Listener(connect, self.origin, own, self.timeout, lost=cache.suspend)
         try:
             await listener.start()
         except _AWAY_OR_REFUSED as exc:
             raise Unavailable(f"cannot listen to the storage database: {_why(exc)}") from None
         self._listener = listener
+        cache.resume()
 
     async def announce(self, note: str) -> None:
         try:
