@@ -224,7 +224,7 @@ def test_an_unknown_command_is_named_with_a_hint(
 ) -> None:
     result = kvault(server, *args)
     assert result.returncode == 2
-    unknown = args[1] if args[0] == "secret" else args[0]
+    unknown = args[1] if args[0] in ("secret", "vault") else args[0]
     assert f"'{unknown}' is misspelled or not recognized by the system." in result.stderr
     assert hint in result.stderr
     assert "invalid choice" not in result.stderr

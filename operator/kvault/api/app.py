@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kvault.api import limits, openapi, routing
+from kvault.api import limits, openapi, routes_backup, routing
 from kvault.api.auth import PUBLIC
 from kvault.api.config import CONFIG, ApiConfig
 from kvault.api.middleware import middleware
@@ -32,4 +32,5 @@ def build_app(config: ApiConfig) -> web.Application:
     app.router.add_get("/healthz/noop", noop, name="noop")
     app.router.add_get("/openapi.json", openapi.handler, name=PUBLIC + "openapi")
     routing.add_routes(app, openapi.ROUTES)
+    routing.add_routes(app, routes_backup.ROUTES)  # kvault's own: outside /openapi.json
     return app

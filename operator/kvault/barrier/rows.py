@@ -1,9 +1,10 @@
 """Every storage row key kvault writes, in one place (the barrier is the only door to storage).
 
 System rows live under ``sys/``: the keyrings (``sys/kek/<vault-id>``), the vault records
-(``sys/vault/<name>``), the token-signing keys and the TLS CA that every replica serves under. A vault's items live under
-``v/<vault-id>/``, three prefixes per item kind: the heads (current version's metadata), the
-versions (each with its value) and the deleted items. Keys hold only ids and lower-cased
+(``sys/vault/<name>``), the token-signing keys and the TLS CA that every replica serves
+under. A vault's items live under ``v/<vault-id>/``, three prefixes per item kind: the
+heads (current version's metadata), the versions (each with its value) and the deleted
+items. Keys hold only ids and lower-cased
 item names, never anything secret. These strings are the persisted format: changing one
 orphans existing data.
 """

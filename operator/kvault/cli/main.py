@@ -18,13 +18,16 @@ from kvault.cli import (
     operator_cmd,
     secret_cmd,
     server_cmd,
+    storage_cmd,
+    vault_cmd,
 )
 from kvault.cli.errors import EXIT_USAGE, CliError
 
 #: Where an ``az keyvault`` user looks for what kvault does elsewhere.
 _ELSEWHERE = {
     "vault": "vaults are Kubernetes resources here: `kubectl apply -f` a Vault "
-    "(docs/resources.md); `kvault secret|key|certificate --vault-name` use them",
+    "(docs/resources.md); `kvault secret|key|certificate --vault-name` use them, "
+    "`kvault vault backup|restore` copy a whole one",
     "keyvault": "kvault's commands are the groups of `az keyvault`: `kvault secret set ...`",
 }
 
@@ -40,10 +43,13 @@ class _Parser(argparse.ArgumentParser):
             lines = [f"'{word}' is misspelled or not recognized by the system."]
             hint = _ELSEWHERE.get(word)
             close = difflib.get_close_matches(word, choices, n=1)
+            group = _ELSEWHERE.get(self.prog.split()[-1])  # an unknown verb of `kvault vault`
             if hint:
                 lines.append(hint)
             elif close:
                 lines.append(f"Did you mean '{close[0]}'?")
+            if group and not hint:
+                lines.append(group)
             lines.append(f"Commands here: {', '.join(choices)} (`{self.prog} -h`).")
             self.exit(EXIT_USAGE, "".join(f"{self.prog}: error: {ln}\n" for ln in lines[:1])
                       + "".join(f"{ln}\n" for ln in lines[1:]))  # fmt: skip
@@ -85,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     operator_cmd.register(groups)
     secret_cmd.register(groups)
     server_cmd.register(groups)
+    storage_cmd.register(groups)
+    vault_cmd.register(groups)
     return parser
 
 

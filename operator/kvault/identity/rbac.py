@@ -143,6 +143,15 @@ OPERATION_ACTIONS: dict[str, str] = {
 }
 
 
+#: kvault's own vault-wide operations (no Azure equivalent): the whole-vault backup carries
+#: every value and private key out of the vault, its restore writes a whole vault. Only the
+#: Administrator's ``Microsoft.KeyVault/vaults/*`` matches these actions.
+VAULT_ACTIONS: dict[str, str] = {
+    "VaultBackup": f"{_KV}/kvault/vaultBackup/action",
+    "VaultRestore": f"{_KV}/kvault/vaultRestore/action",
+}
+
+
 def role_name(role: str) -> str:
     """The canonical role name; ``Secrets User`` is accepted for ``Key Vault Secrets User``."""
     full = role if role.startswith("Key Vault ") else f"Key Vault {role}"
@@ -152,6 +161,8 @@ def role_name(role: str) -> str:
 
 
 def data_action(operation: str) -> str:
+    if operation in VAULT_ACTIONS:
+        return VAULT_ACTIONS[operation]
     return OPERATION_ACTIONS[operation]
 
 
