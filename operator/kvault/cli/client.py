@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import ssl
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -52,6 +54,23 @@ class DataPlane:
     def close(self) -> None:
         self._conn.close()
 
+    @contextlib.contextmanager
+    def reaching(self) -> Iterator[None]:
+        """Connection and TLS failures of the block as the CLI's "unreachable" error."""
+        try:
+            yield
+        except ssl.SSLCertVerificationError as exc:
+            raise CliError(
+                f"TLS verification of {self._endpoint.url} failed ({exc.verify_message}); "
+                "set KVAULT_CA_FILE to kvault's CA certificate",
+                EXIT_UNREACHABLE,
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise CliError(
+                f"cannot reach {self._endpoint.url}: {exc or type(exc).__name__}",
+                EXIT_UNREACHABLE,
+            ) from None
+
     def request(
         self,
         method: str,
@@ -72,18 +91,10 @@ class DataPlane:
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        try:
+        with self.reaching():
             self._conn.request(method, target, body=payload, headers=headers)
             response = self._conn.getresponse()
             raw = response.read()
-        except ssl.SSLCertVerificationError as exc:
-            raise CliError(
-                f"TLS verification of {self._endpoint.url} failed ({exc.verify_message}); "
-                "set KVAULT_CA_FILE to kvault's CA certificate",
-                EXIT_UNREACHABLE,
-            ) from None
-        except OSError as exc:
-            raise CliError(f"cannot reach {self._endpoint.url}: {exc}", EXIT_UNREACHABLE) from None
         if response.status == 204 or not raw:
             if response.status >= 400:
                 raise CliError(f"({response.status}) {response.reason}", EXIT_FAILED)

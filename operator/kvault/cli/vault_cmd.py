@@ -19,7 +19,6 @@ import contextlib
 import http.client
 import json
 import os
-import ssl
 import sys
 import uuid
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from urllib.parse import urlencode
 from kvault.cli import endpoint
 from kvault.cli.client import API_VERSION, DataPlane, _error
 from kvault.cli.common import emit
-from kvault.cli.errors import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
+from kvault.cli.errors import EXIT_FAILED, EXIT_USAGE, CliError
 from kvault.cli.output import FORMATS
 from kvault.errors import KvaultError
 
@@ -129,22 +128,11 @@ class Transfer(DataPlane):
             "Content-Type": content_type,
             "x-ms-client-request-id": str(uuid.uuid4()),
         }
-        try:
+        with self.reaching():
             # The server may answer (an error) before it read everything: read that answer.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._conn.request("POST", target, body=body, headers=headers)
             response = self._conn.getresponse()
-        except ssl.SSLCertVerificationError as exc:
-            raise CliError(
-                f"TLS verification of {self._endpoint.url} failed ({exc.verify_message}); "
-                "set KVAULT_CA_FILE to kvault's CA certificate",
-                EXIT_UNREACHABLE,
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise CliError(
-                f"cannot reach {self._endpoint.url}: {exc or type(exc).__name__}",
-                EXIT_UNREACHABLE,
-            ) from None
         if response.status >= 400:
             raw = response.read()
             try:

@@ -24,6 +24,13 @@ def load(raw: bytes, what: str) -> dict[str, Any]:
     return doc
 
 
+def roles_doc(info: VaultInfo) -> list[dict[str, str]]:
+    """The vault's role assignments as stored (and as a backup holds them)."""
+    return [
+        {"principal": r.principal, "role": r.role, "scope": r.scope} for r in info.role_assignments
+    ]
+
+
 def encode_vault(info: VaultInfo) -> bytes:
     return dump(
         {
@@ -33,10 +40,7 @@ def encode_vault(info: VaultInfo) -> bytes:
             "sku": info.sku,
             "retentionDays": info.retention_days,
             "purgeProtection": info.purge_protection,
-            "roleAssignments": [
-                {"principal": r.principal, "role": r.role, "scope": r.scope}
-                for r in info.role_assignments
-            ],
+            "roleAssignments": roles_doc(info),
             "deletedDate": info.deleted_date,
             "scheduledPurgeDate": info.scheduled_purge_date,
         }

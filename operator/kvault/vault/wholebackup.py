@@ -49,7 +49,7 @@ from kvault.vault.access import authorize
 from kvault.vault.changes import Change
 from kvault.vault.core import LOCAL, Caller, Outcome
 from kvault.vault.model import VAULT_NOT_FOUND, VaultInfo
-from kvault.vault.records import encode_vault
+from kvault.vault.records import encode_vault, roles_doc
 from kvault.vault.service import Kvault
 from kvault.vault.vaultrows import RowClass, VaultRows
 from kvault.vault.vaults import SKUS, _role_assignments
@@ -101,10 +101,7 @@ def settings_doc(info: VaultInfo) -> dict[str, Any]:
         "sku": info.sku,
         "retentionDays": info.retention_days,
         "purgeProtection": info.purge_protection,
-        "roleAssignments": [
-            {"principal": r.principal, "role": r.role, "scope": r.scope}
-            for r in info.role_assignments
-        ],
+        "roleAssignments": roles_doc(info),
     }
 
 
