@@ -267,3 +267,302 @@ def test_values_switch_things_off() -> None:
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
     assert "--hsm=pkcs11" in args and "--hsm-option=slot=0" in args
     assert "--metrics-port=-1" in args
+
+
+# The smallest PostgreSQL values the chart accepts: the DSN Secret and a shared root key.
+POSTGRESQL = (
+    "storage.backend=postgresql",
+    "storage.postgresql.existingSecret=kvault-pg",
+    "operator.hsm.options.key_env=KVAULT_ROOT_KEY",
+)
+
+
+def _pod(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def test_sqlite_keeps_one_replica_recreated_and_no_disruption_budget() -> None:
+    docs = render()
+    deployment = one(docs, "Deployment", "kvault")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [d for d in docs if d["kind"] in ("StatefulSet", "PodDisruptionBudget")]
+    assert len([d for d in docs if d["kind"] == "Service"]) == 2  # no headless Service
+    pod = _pod(deployment)
+    assert "affinity" not in pod
+    (container,) = pod["containers"]
+    assert not [a for a in container["args"] if a.startswith("--storage")]
+    assert [v["name"] for v in pod["volumes"]] == ["data", "tmp"]
+    assert one(docs, "PersistentVolumeClaim", "kvault-data")
+    # replicaCount 0 (stopped) stays possible on SQLite.
+    assert one(render("replicaCount=0"), "Deployment")["spec"]["replicas"] == 0
+
+
+def test_sqlite_output_is_unchanged_by_the_new_values() -> None:
+    """The values that only matter on PostgreSQL (or when set) leave the SQLite Deployment as
+    it was: only the values checksum moves."""
+
+    def workload(*sets: str) -> dict[str, Any]:
+        deployment = one(render(*sets), "Deployment", "kvault")
+        del deployment["spec"]["template"]["metadata"]["annotations"]["checksum/values"]
+        return deployment
+
+    assert workload() == workload(
+        "storage.backend=sqlite",
+        "replicaCount=1",
+        "storage.postgresql.existingSecret=unused",
+        "storage.postgresql.poolSize=4",
+        "podDisruptionBudget.maxUnavailable=1",
+    )
+
+
+def test_postgresql_runs_two_replicas_each_with_its_own_volume() -> None:
+    docs = render(*POSTGRESQL)
+    assert not [d for d in docs if d["kind"] in ("Deployment", "PersistentVolumeClaim")]
+    sts = one(docs, "StatefulSet", "kvault")
+    spec = sts["spec"]
+    assert spec["replicas"] == 2
+    assert spec["updateStrategy"] == {"type": "RollingUpdate"}
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["serviceName"] == "kvault-headless"
+    headless = one(docs, "Service", "kvault-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    # The data plane's Service, the headless one and the PDB select every replica.
+    service = one(docs, "Service", "kvault")
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert headless["spec"]["selector"] == spec["selector"]["matchLabels"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    pod = _pod(sts)
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert "--storage=postgresql" in args
+    assert "--storage-option=dsn_file=/etc/kvault/postgresql/dsn" in args
+    assert "--hsm-option=key_env=KVAULT_ROOT_KEY" in args
+    assert "--data-dir=/var/lib/kvault" in args
+    assert {"name": "data", "mountPath": "/var/lib/kvault"} in container["volumeMounts"]
+    assert "data" not in [v["name"] for v in pod["volumes"]]  # from the claim template
+    # The DSN only as a file from the Secret: never in argv or the environment.
+    (dsn,) = [v for v in pod["volumes"] if v["name"] == "postgresql"]
+    assert dsn["secret"]["secretName"] == "kvault-pg"
+    assert dsn["secret"]["items"] == [{"key": "dsn", "path": "dsn"}]
+    assert dsn["secret"]["defaultMode"] == 0o440  # readable by the pod's fsGroup
+    assert {"name": "postgresql", "mountPath": "/etc/kvault/postgresql", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert not [a for a in args if "postgresql://" in a or "dsn_env" in a]
+    for env in container["env"]:
+        assert "dsn" not in env["name"].lower() and "PG" not in env["name"]
+        assert "kvault-pg" not in json.dumps(env)
+    # Spread over nodes, and a drain keeps one serving.
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    (term,) = anti
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"] == spec["selector"]
+    pdb = one(docs, "PodDisruptionBudget", "kvault")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"] == {"minAvailable": 1, "selector": spec["selector"]}
+
+
+def test_postgresql_storage_options_and_replica_count_are_passed() -> None:
+    docs = render(
+        *POSTGRESQL,
+        "replicaCount=3",
+        "storage.postgresql.secretKey=url",
+        "storage.postgresql.poolSize=4",
+        "storage.postgresql.timeout=2.5",
+        "storage.postgresql.cacheMB=0",
+        "persistence.enabled=false",
+        "podDisruptionBudget.maxUnavailable=1",
+    )
+    sts = one(docs, "StatefulSet", "kvault")
+    assert sts["spec"]["replicas"] == 3
+    assert "volumeClaimTemplates" not in sts["spec"]
+    assert "persistentVolumeClaimRetentionPolicy" not in sts["spec"]
+    pod = _pod(sts)
+    args = pod["containers"][0]["args"]
+    assert "--storage-option=dsn_file=/etc/kvault/postgresql/url" in args
+    assert "--storage-option=pool_size=4" in args
+    assert "--storage-option=timeout=2.5" in args
+    assert "--storage-option=cache_mb=0" in args
+    (dsn,) = [v for v in pod["volumes"] if v["name"] == "postgresql"]
+    assert dsn["secret"]["items"] == [{"key": "url", "path": "url"}]
+    assert {"name": "data", "emptyDir": {}} in pod["volumes"]
+    pdb = one(docs, "PodDisruptionBudget", "kvault")
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+
+
+def test_postgresql_with_one_replica_or_its_own_affinity_or_no_budget() -> None:
+    single = render(*POSTGRESQL, "replicaCount=1")
+    assert one(single, "StatefulSet")["spec"]["replicas"] == 1
+    assert "affinity" not in _pod(one(single, "StatefulSet"))
+    assert not [d for d in single if d["kind"] == "PodDisruptionBudget"]
+    own = render(*POSTGRESQL, "affinity.nodeAffinity.x=1", "podDisruptionBudget.enabled=false")
+    assert _pod(one(own, "StatefulSet"))["affinity"] == {"nodeAffinity": {"x": 1}}
+    assert not [d for d in own if d["kind"] == "PodDisruptionBudget"]
+    kept = one(render(*POSTGRESQL, "persistence.keep=false", "persistence.storageClass=fast"),
+               "StatefulSet")  # fmt: skip
+    assert kept["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    assert kept["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
+
+
+def test_postgresql_takes_the_root_key_from_a_mounted_secret_or_pkcs11() -> None:
+    sts = one(
+        render(
+            "storage.backend=postgresql",
+            "storage.postgresql.existingSecret=kvault-pg",
+            "operator.hsm.options.key_file=/etc/kvault/root/key",
+            "operator.extraVolumes[0].name=root",
+            "operator.extraVolumes[0].secret.secretName=kvault-root",
+            "operator.extraVolumeMounts[0].name=root",
+            "operator.extraVolumeMounts[0].mountPath=/etc/kvault/root",
+            "operator.extraVolumeMounts[0].readOnly=true",
+        ),
+        "StatefulSet",
+    )
+    pod = _pod(sts)
+    assert {"name": "root", "secret": {"secretName": "kvault-root"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "root", "mountPath": "/etc/kvault/root", "readOnly": True} in mounts
+    assert "--hsm-option=key_file=/etc/kvault/root/key" in pod["containers"][0]["args"]
+    pkcs11 = render(*POSTGRESQL[:2], "operator.hsm.plugin=pkcs11", "operator.hsm.options.slot=0")
+    assert one(pkcs11, "StatefulSet")["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    ("sets", "messages"),
+    [
+        (
+            ("replicaCount=2",),
+            ("replicaCount: 2 is refused on storage.backend sqlite", "single writer",
+             "ReadWriteOnce"),
+        ),
+        (
+            ("storage.backend=postgresql",),
+            ("storage.postgresql.existingSecret", "postgresql:// DSN"),
+        ),
+        (
+            POSTGRESQL[:2],
+            ("operator.hsm.options", "same root key", "key_env", "key_file", "pkcs11"),
+        ),
+        (
+            (*POSTGRESQL[:2], "operator.hsm.options.key_file=/var/lib/kvault/hsm.key"),
+            ("operator.hsm.options.key_file", "data directory"),
+        ),
+        (
+            (*POSTGRESQL, "persistence.existingClaim=old-data"),
+            ("persistence.existingClaim", "volumeClaimTemplates"),
+        ),
+    ],
+)  # fmt: skip
+def test_storage_values_that_cannot_work_are_refused_with_the_field_named(
+    sets: tuple[str, ...], messages: tuple[str, ...]
+) -> None:
+    args = ["template", "kvault", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    res = _helm(*args, check=False)
+    assert res.returncode != 0
+    for message in messages:
+        assert message in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("storage.backend=mysql", "/storage/backend"),
+        ("storage.postgresql.poolSize=0", "/storage/postgresql/poolSize"),
+        ("dataPlane.maxConnections=0", "/dataPlane/maxConnections"),
+        ("dataPlane.vaultRateLimit=fast", "/dataPlane/vaultRateLimit"),
+        ("podDisruptionBudget.enabled=maybe", "/podDisruptionBudget/enabled"),
+    ],
+)
+def test_bad_storage_and_data_plane_values_are_refused_by_the_schema(
+    setting: str, field: str
+) -> None:
+    flag = "--set" if setting.endswith(("=0", "=mysql")) else "--set-string"
+    res = _helm("template", "kvault", str(CHART), flag, setting, check=False)
+    assert res.returncode != 0
+    assert "values don't meet the specifications of the schema" in res.stderr
+    assert field in res.stderr, res.stderr
+
+
+def test_data_plane_limits_are_flags_only_when_set() -> None:
+    default = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = ("--vault-rate-limit", "--principal-rate-limit", "--max-connections",
+             "--header-timeout", "--body-timeout", "--idle-timeout")  # fmt: skip
+    assert not [a for a in default if a.startswith(flags)]
+    args = one(
+        render(
+            "dataPlane.vaultRateLimit=8000/10",
+            "dataPlane.principalRateLimit=0",
+            "dataPlane.maxConnections=20000",
+            "dataPlane.maxConnectionsPerClient=64",
+            "dataPlane.headerTimeout=5",
+            "dataPlane.bodyTimeout=12.5",
+            "dataPlane.idleTimeout=60",
+        ),
+        "Deployment",
+    )["spec"]["template"]["spec"]["containers"][0]["args"]
+    for flag in (
+        "--vault-rate-limit=8000/10",
+        "--principal-rate-limit=0",
+        "--max-connections=20000",
+        "--max-connections-per-client=64",
+        "--header-timeout=5",
+        "--body-timeout=12.5",
+        "--idle-timeout=60",
+    ):
+        assert flag in args, args
+
+
+def test_the_rendered_flags_are_the_operators_own() -> None:
+    """Every flag the chart passes (both backends, every optional value set) is one that
+    ``kvault operator`` parses, with the value the chart renders."""
+    from kvault.cli.main import build_parser
+
+    docs = render(
+        *POSTGRESQL,
+        "storage.postgresql.poolSize=4",
+        "storage.postgresql.timeout=2.5",
+        "storage.postgresql.cacheMB=16",
+        "dataPlane.vaultRateLimit=8000/10",
+        "dataPlane.principalRateLimit=0",
+        "dataPlane.maxConnections=20000",
+        "dataPlane.maxConnectionsPerClient=64",
+        "dataPlane.headerTimeout=5",
+        "dataPlane.bodyTimeout=12.5",
+        "dataPlane.idleTimeout=60",
+        "operator.dev.certificateValidityFloorSeconds=60",
+    )
+    for workload in (one(docs, "StatefulSet"), one(render(), "Deployment")):
+        (container,) = _pod(workload)["containers"]
+        assert container["command"] == ["kvault", "operator"]
+        args = build_parser().parse_args(["operator", *container["args"]])
+        assert args.data_dir.as_posix() == "/var/lib/kvault"
+    assert args.storage == "sqlite"  # the Deployment, last
+    (container,) = _pod(one(docs, "StatefulSet"))["containers"]
+    args = build_parser().parse_args(["operator", *container["args"]])
+    assert args.storage == "postgresql"
+    assert args.storage_option == [
+        "dsn_file=/etc/kvault/postgresql/dsn",
+        "pool_size=4",
+        "timeout=2.5",
+        "cache_mb=16",
+    ]
+    assert (args.max_connections, args.max_connections_per_client) == (20000, 64)
+    assert (args.header_timeout, args.body_timeout, args.idle_timeout) == (5.0, 12.5, 60.0)
+    assert (args.vault_rate_limit, args.principal_rate_limit) == ("8000/10", "0")
+
+
+@pytest.mark.parametrize("sets", [(), POSTGRESQL], ids=["sqlite", "postgresql"])
+def test_lint_is_clean_on_both_backends(sets: tuple[str, ...]) -> None:
+    args = [a for s in sets for a in ("--set", s)]
+    res = _helm("lint", "--strict", str(CHART), *args)
+    assert "0 chart(s) failed" in res.stdout, res.stdout
