@@ -412,14 +412,17 @@ def test_postgresql_with_one_replica_or_its_own_affinity_or_no_budget() -> None:
     assert kept["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
 
 
-def test_postgresql_takes_the_root_key_from_a_mounted_secret_or_pkcs11() -> None:
+def test_postgresql_takes_a_shared_root_key_file_or_pkcs11() -> None:
+    """key_file outside the data directory, on a volume every replica mounts
+    (operator.extraVolumes/extraVolumeMounts), is accepted; pkcs11 needs nothing more."""
+    csi = {"driver": "secrets-store.csi.k8s.io", "readOnly": True}
     sts = one(
         render(
-            "storage.backend=postgresql",
-            "storage.postgresql.existingSecret=kvault-pg",
+            *POSTGRESQL[:2],
             "operator.hsm.options.key_file=/etc/kvault/root/key",
             "operator.extraVolumes[0].name=root",
-            "operator.extraVolumes[0].secret.secretName=kvault-root",
+            f"operator.extraVolumes[0].csi.driver={csi['driver']}",
+            "operator.extraVolumes[0].csi.readOnly=true",
             "operator.extraVolumeMounts[0].name=root",
             "operator.extraVolumeMounts[0].mountPath=/etc/kvault/root",
             "operator.extraVolumeMounts[0].readOnly=true",
@@ -427,9 +430,9 @@ def test_postgresql_takes_the_root_key_from_a_mounted_secret_or_pkcs11() -> None
         "StatefulSet",
     )
     pod = _pod(sts)
-    assert {"name": "root", "secret": {"secretName": "kvault-root"}} in pod["volumes"]
+    assert pod["volumes"][-1] == {"name": "root", "csi": csi}
     mounts = pod["containers"][0]["volumeMounts"]
-    assert {"name": "root", "mountPath": "/etc/kvault/root", "readOnly": True} in mounts
+    assert mounts[-1] == {"name": "root", "mountPath": "/etc/kvault/root", "readOnly": True}
     assert "--hsm-option=key_file=/etc/kvault/root/key" in pod["containers"][0]["args"]
     pkcs11 = render(*POSTGRESQL[:2], "operator.hsm.plugin=pkcs11", "operator.hsm.options.slot=0")
     assert one(pkcs11, "StatefulSet")["spec"]["replicas"] == 2
@@ -566,3 +569,59 @@ def test_lint_is_clean_on_both_backends(sets: tuple[str, ...]) -> None:
     args = [a for s in sets for a in ("--set", s)]
     res = _helm("lint", "--strict", str(CHART), *args)
     assert "0 chart(s) failed" in res.stdout, res.stdout
+
+
+DOCS = CHART.parents[1] / "docs" / "helm.md"
+
+
+def test_the_documented_postgresql_values_render(tmp_path: Path) -> None:
+    """docs/helm.md's pg-values.yaml, as the page spells it."""
+    text = DOCS.read_text()
+    block = text.split("```yaml\n# pg-values.yaml\n", 1)[1].split("```", 1)[0]
+    values = tmp_path / "pg-values.yaml"
+    values.write_text(block)
+    out = _helm("template", "kvault", str(CHART), "-n", NS, "-f", str(values)).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    (container,) = _pod(one(docs, "StatefulSet", "kvault"))["containers"]
+    assert {"name": "KVAULT_ROOT_KEY", "valueFrom": {"secretKeyRef": {"name": "kvault-root",
+            "key": "key"}}} in container["env"]  # fmt: skip
+    assert "--hsm-option=key_env=KVAULT_ROOT_KEY" in container["args"]
+
+
+def _comment_above(text: str, key: str) -> str:
+    """The comment lines right above ``key:`` in values.yaml, as one line of text."""
+    lines = text.splitlines()
+    (at,) = [n for n, line in enumerate(lines) if line.strip().startswith(f"{key}:")]
+    above = []
+    for line in reversed(lines[:at]):
+        if not line.strip().startswith("#"):
+            break
+        above.append(line.strip().removeprefix("#").strip())
+    return " ".join(reversed(above))
+
+
+def test_the_documented_data_plane_defaults_are_the_operators() -> None:
+    """The defaults that docs/helm.md and values.yaml give for the dataPlane values are the
+    ones ``kvault operator`` has, and each names its flag."""
+    from kvault.cli.main import build_parser
+
+    defaults = build_parser().parse_args(["operator", "--data-dir", "/d"])
+    rows = [line for line in DOCS.read_text().splitlines() if line.startswith("| `")]
+    values = (CHART / "values.yaml").read_text()
+    for key, flag in (
+        ("headerTimeout", "--header-timeout"),
+        ("bodyTimeout", "--body-timeout"),
+        ("idleTimeout", "--idle-timeout"),
+        ("maxConnections", "--max-connections"),
+        ("maxConnectionsPerClient", "--max-connections-per-client"),
+        ("vaultRateLimit", "--vault-rate-limit"),
+        ("principalRateLimit", "--principal-rate-limit"),
+    ):
+        value = getattr(defaults, flag[2:].replace("-", "_"))
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        (row,) = [r for r in rows if r.startswith(f"| `{key}` | `{flag}` |")]
+        assert row.split("|")[3].strip().startswith((f"{shown} ", f"`{shown}`")), row
+        comment = _comment_above(values, key)
+        assert flag in comment, comment
+        tail = comment.split(flag, 1)[1]
+        assert f"; {shown}." in tail or f'; "{shown}"' in tail, comment

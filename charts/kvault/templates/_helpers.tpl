@@ -79,10 +79,10 @@ PostgreSQL needs or cannot work with: a failure names the value and says why. */
 {{- if eq .Values.operator.hsm.plugin "software" }}
 {{- $opts := .Values.operator.hsm.options | default dict }}
 {{- if not (or $opts.key_env $opts.key_file) }}
-{{- fail "operator.hsm.options: with storage.backend postgresql every replica must open the rows with the same root key, but the software HSM without options creates its own key in each replica's data directory; set operator.hsm.options.key_env (e.g. KVAULT_ROOT_KEY, from a Secret through operator.extraEnv) or key_file (a file of a Secret mounted through operator.extraVolumes/extraVolumeMounts), or use operator.hsm.plugin pkcs11" }}
+{{- fail "operator.hsm.options: with storage.backend postgresql every replica must open the rows with the same root key, but the software HSM without options creates its own key in each replica's data directory; set operator.hsm.options.key_env (e.g. KVAULT_ROOT_KEY, from a Secret through operator.extraEnv; docs/helm.md) or key_file (one file outside the data directory that every replica mounts, mode 0600), or use operator.hsm.plugin pkcs11" }}
 {{- end }}
 {{- if and $opts.key_file (hasPrefix (printf "%s/" (trimSuffix "/" .Values.persistence.mountPath)) (toString $opts.key_file)) }}
-{{- fail (printf "operator.hsm.options.key_file: %s is in the data directory (persistence.mountPath), which is each replica's own volume on storage.backend postgresql, so the replicas would create different root keys; mount one Secret in every replica (operator.extraVolumes/extraVolumeMounts) and point key_file at it, or use key_env" (toString $opts.key_file)) }}
+{{- fail (printf "operator.hsm.options.key_file: %s is in the data directory (persistence.mountPath), which is each replica's own volume on storage.backend postgresql, so the replicas would create different root keys; use key_env from a Secret (operator.extraEnv), or a key_file that every replica mounts (operator.extraVolumes/extraVolumeMounts)" (toString $opts.key_file)) }}
 {{- end }}
 {{- end }}
 {{- if and .Values.persistence.enabled .Values.persistence.existingClaim }}
