@@ -75,5 +75,18 @@ bench: install
 	$(PY) -m bench core
 	$(PY) -m bench api
 
+# Side by side with the tools users would pick instead (issue 14). The peers are built from
+# their Go modules (e2e/peers.py; cached in ~/.cache/kvault/<tool>/<version>, so a second run
+# builds nothing; go runs niced). Figures: bench/results/peers-*.json.
+PEER_TOOLS := vault external-secrets
+.PHONY: bench-peers peers-build
+peers-build: install
+	$(PY) -m e2e.tools build $(PEER_TOOLS)
+
+bench-peers: peers-build
+	$(PY) -m bench peers store --json bench/results/peers-store.json
+	@# The operator half (ESO vs kvault on the local cluster) goes here:
+	@# $(PY) -m bench peers operator --json bench/results/peers-operator.json
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,11 +6,18 @@ A real ``kvault server --dev`` subprocess serves; a load generator in another pr
 ``GET /secrets/NAME/`` (the same plus vault lookup, RBAC, storage read, envelope open, audit
 line). ``get_vs_noop`` is the throughput ratio of the two in the same run, so it holds on any
 machine; the absolute figures are for this one. Loopback only, bounded in time and count.
+
+``--storage postgresql`` (:func:`run_storage`) compares backends instead: secret GET and SET
+on a SQLite server, on one server over PostgreSQL, and on two servers over the same
+PostgreSQL database with the load split across both (replicas), all interleaved in one run.
+The PostgreSQL server is the tests' own (``tests/fixtures/postgres.py``): ``initdb`` in a
+temporary directory, removed at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -19,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,40 +44,70 @@ _SERVER = (
 )
 
 
-def _start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def _start_server(
+    data_dir: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``kvault server --dev`` on ``data_dir`` (``env``: added to ours), once it listens."""
     proc = subprocess.Popen(
         [*_SERVER, "--data-dir", str(data_dir), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )
     assert proc.stdout is not None
-    env: dict[str, str] = {}
+    announced: dict[str, str] = {}
     for line in proc.stdout:
         key, sep, value = line.strip().partition("=")
         if sep and key.startswith("KVAULT_"):
-            env[key] = value
-        if len(env) == 3:
-            return proc, env
+            announced[key] = value
+        if len(announced) == 3:
+            return proc, announced
     proc.wait()
     raise RuntimeError("kvault server --dev exited before printing its endpoint")
 
 
+#: In a URL, replaced by a counter modulo :data:`ROTATE` on each request: a SET arm writes
+#: new versions of that many secrets in turn, so concurrent writers seldom race for one.
+SLOT = "__N__"
+ROTATE = 1000
+
+
+def _method(method: str | None, body: str | None) -> str:
+    return method or ("GET" if body is None else "POST")
+
+
 async def _load(
-    url: str, token: str, ca: str, seconds: float, connections: int, body: str | None = None
+    url: str,
+    token: str,
+    ca: str,
+    seconds: float,
+    connections: int,
+    body: str | None = None,
+    method: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``connections`` workers against ``url`` for ``seconds`` (a GET, or a POST of the
-    JSON ``body``); latencies in ms."""
+    """Run ``connections`` workers against ``url`` for ``seconds`` (a GET, or ``method``
+    (default POST) with the JSON ``body``); latencies in ms."""
     ctx = ssl.create_default_context(cafile=ca)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    method, data = ("GET", None) if body is None else ("POST", body.encode())
+    method = _method(method, body)
+    data = None if body is None else body.encode()
+    counter = 0
+
+    def target() -> str:
+        nonlocal counter
+        counter += 1
+        return url.replace(SLOT, str(counter % ROTATE))
+
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=connections, ssl=ctx)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         # Warm up: open every connection (TLS handshakes are not what we measure).
-        await asyncio.gather(*(session.request(method, url, data=data) for _ in range(connections)))
+        await asyncio.gather(
+            *(session.request(method, target(), data=data) for _ in range(connections))
+        )
         start = time.perf_counter()
         deadline = start + seconds
 
@@ -78,7 +117,7 @@ async def _load(
                 t0 = time.perf_counter()
                 if t0 >= deadline:
                     return
-                async with session.request(method, url, data=data) as response:
+                async with session.request(method, target(), data=data) as response:
                     await response.read()
                     if response.status != 200:
                         errors += 1
@@ -106,6 +145,19 @@ if body and body ~= "" then
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
 end
+local method = os.getenv("KVAULT_BENCH_METHOD")
+if method and method ~= "" then
+  wrk.method = method
+end
+local rotate = tonumber(os.getenv("KVAULT_BENCH_ROTATE") or "0") or 0
+if rotate > 0 then
+  local counter = 0
+  request = function()
+    counter = counter + 1
+    local path = string.gsub(wrk.path, "__N__", tostring(counter % rotate))
+    return wrk.format(nil, path)
+  end
+end
 done = function(summary, latency, requests)
   local s = summary.duration / 1e6
   io.write(string.format(
@@ -118,17 +170,29 @@ end
 
 
 def _measure(
-    url: str, env: dict[str, str], seconds: float, body: str | None = None
+    url: str,
+    env: dict[str, str],
+    seconds: float,
+    body: str | None = None,
+    *,
+    method: str | None = None,
+    connections: int = CONNECTIONS,
 ) -> dict[str, Any]:
     """The load generator runs in its own process, so it does not share the server's core:
     wrk (C, one thread) when installed, else the asyncio generator below. ``body``: POST
-    this JSON instead of a GET."""
-    env = {**env, "KVAULT_BENCH_BODY": body or ""}
+    this JSON (or send it with ``method``) instead of a GET; :data:`SLOT` in ``url``
+    rotates over :data:`ROTATE` values."""
+    env = {
+        **env,
+        "KVAULT_BENCH_BODY": body or "",
+        "KVAULT_BENCH_METHOD": method or "",
+        "KVAULT_BENCH_ROTATE": str(ROTATE) if SLOT in url else "",
+    }
     wrk = shutil.which("wrk")
     if wrk:
-        return _measure_wrk(wrk, url, env, seconds)
+        return _measure_wrk(wrk, url, env, seconds, connections)
     out = subprocess.run(
-        [sys.executable, "-m", "bench.api", "--load", url, str(seconds), str(CONNECTIONS)],
+        [sys.executable, "-m", "bench.api", "--load", url, str(seconds), str(connections)],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -140,12 +204,14 @@ def _measure(
     return result
 
 
-def _measure_wrk(wrk: str, url: str, env: dict[str, str], seconds: float) -> dict[str, Any]:
+def _measure_wrk(
+    wrk: str, url: str, env: dict[str, str], seconds: float, connections: int = CONNECTIONS
+) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(_WRK_REPORT)
         script.flush()
         out = subprocess.run(
-            [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{int(seconds)}s", "-s", script.name, url],
+            [wrk, "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", script.name, url],
             env={**os.environ, **env},
             capture_output=True,
             text=True,
@@ -164,16 +230,50 @@ def _server_cpu(pid: int) -> float:
 
 
 def _measure_cpu(
-    pid: int, url: str, env: dict[str, str], seconds: float, body: str | None = None
+    pid: int,
+    url: str,
+    env: dict[str, str],
+    seconds: float,
+    body: str | None = None,
+    *,
+    method: str | None = None,
 ) -> dict[str, Any]:
     """:func:`_measure`, plus the server's CPU time per request (a figure that noise from
     other tenants of the host moves far less than the request rate)."""
     before = _server_cpu(pid)
-    result = _measure(url, env, seconds, body)
+    result = _measure(url, env, seconds, body, method=method)
     spent = _server_cpu(pid) - before
     done = result.get("requests") or 0
     result["server_cpu_us_per_req"] = round(spent / done * 1e6, 1) if done else None
     return result
+
+
+def _measure_split(arms: list[Arm], seconds: float) -> dict[str, Any]:
+    """The arms' servers under load at once, :data:`CONNECTIONS` split between them (one
+    generator each): requests and rates summed, latencies the worst of them, CPU per
+    request over every server."""
+    each = max(1, CONNECTIONS // len(arms))
+    before = [_server_cpu(arm.pid) for arm in arms]
+    with ThreadPoolExecutor(len(arms)) as pool:
+        parts = list(
+            pool.map(
+                lambda arm: _measure(
+                    arm.url, arm.env, seconds, arm.body, method=arm.method, connections=each
+                ),
+                arms,
+            )
+        )
+    spent = sum(_server_cpu(arm.pid) for arm in arms) - sum(before)
+    done = sum(p["requests"] for p in parts)
+    return {
+        "requests": done,
+        "errors": sum(p.get("errors", 0) for p in parts),
+        "req_per_s": round(sum(p["req_per_s"] for p in parts), 1),
+        "p50_ms": max(p["p50_ms"] for p in parts),
+        "p99_ms": max(p["p99_ms"] for p in parts),
+        "server_cpu_us_per_req": round(spent / done * 1e6, 1) if done else None,
+        "per_server_req_per_s": [p["req_per_s"] for p in parts],
+    }
 
 
 def _median(values: list[float]) -> float:
@@ -184,12 +284,16 @@ def _median(values: list[float]) -> float:
 
 @dataclass(frozen=True)
 class Arm:
-    """One side of an interleaved measurement: a server process and what to send it."""
+    """One side of an interleaved measurement: a server process and what to send it.
+    ``also``: more servers loaded at the same time, the connections split among them all
+    (replicas behind one Service)."""
 
     pid: int
     env: dict[str, str]
     url: str
-    body: str | None = None  # POST this JSON; None: GET
+    body: str | None = None  # POST this JSON (or send it with ``method``); None: GET
+    method: str | None = None
+    also: tuple[Arm, ...] = ()
 
 
 #: Rounds of an interleaved measurement: the arms take turns, so a change in the host's
@@ -206,7 +310,12 @@ def interleaved(
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in arms}
     for _ in range(rounds):
         for name, arm in arms.items():
-            runs[name].append(_measure_cpu(arm.pid, arm.url, arm.env, window, arm.body))
+            if arm.also:
+                runs[name].append(_measure_split([arm, *arm.also], window))
+            else:
+                runs[name].append(
+                    _measure_cpu(arm.pid, arm.url, arm.env, window, arm.body, method=arm.method)
+                )
     return runs
 
 
@@ -239,7 +348,13 @@ async def _seed(env: dict[str, str], name: str) -> None:
             response.raise_for_status()
 
 
-async def run(seconds: float) -> dict[str, Any]:
+async def run(seconds: float, storage: str = "sqlite") -> dict[str, Any]:
+    """Secret GET against the no-op route on SQLite; ``storage="postgresql"``:
+    :func:`run_storage`."""
+    if storage == "postgresql":
+        return await run_storage(seconds)
+    if storage != "sqlite":
+        raise ValueError(f"unknown storage {storage!r}: sqlite or postgresql")
     duration = max(3.0, seconds * 3)
     with tempfile.TemporaryDirectory(prefix="kvault-bench-") as tmp:
         proc, env = _start_server(Path(tmp) / "data")
@@ -262,13 +377,132 @@ async def run(seconds: float) -> dict[str, Any]:
     }
 
 
+_API = "api-version=7.5"
+_DSN_VAR = "KVAULT_BENCH_PG_DSN"
+#: What each SET writes: a new version of one of :data:`ROTATE` secrets.
+SET_BODY = json.dumps({"value": "s" * 64})
+#: The goals of issue 13 for ``--storage postgresql``.
+GOAL_GET_VS_SQLITE = 0.8
+GOAL_SET_PER_S = 1000.0
+
+
+@contextlib.contextmanager
+def _serving(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Arm]:
+    """A server for the duration; an :class:`Arm` of its secret GET (the caller rewrites
+    url/body/method for other requests)."""
+    proc, announced = _start_server(data_dir, *extra, env=env)
+    try:
+        url = f"{announced['KVAULT_ENDPOINT']}/secrets/bench/?{_API}"
+        yield Arm(proc.pid, announced, url)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _set_arm(get: Arm) -> Arm:
+    """The SET (``PUT /secrets/bench-set-N``) arm of the server of ``get``."""
+    base = get.env["KVAULT_ENDPOINT"]
+    url = f"{base}/secrets/bench-set-{SLOT}?{_API}"
+    return Arm(get.pid, get.env, url, SET_BODY, "PUT")
+
+
+def _table(arms: dict[str, dict[str, Any]]) -> str:
+    lines = [f"{'arm':<24}{'req/s':>10}{'p99 ms':>10}{'CPU us/req':>12}{'errors':>8}"]
+    for name, got in arms.items():
+        cpu = got["server_cpu_us_per_req"]
+        lines.append(
+            f"{name:<24}{got['req_per_s']:>10,.0f}{got['p99_ms']:>10.2f}"
+            f"{'-' if cpu is None else f'{cpu:,.0f}':>12}{got['errors']:>8}"
+        )
+    return "\n".join(lines)
+
+
+async def run_storage(seconds: float) -> dict[str, Any]:
+    """Secret GET and SET on SQLite, on PostgreSQL with one server, and on PostgreSQL with
+    two servers sharing the database (load split across both), interleaved in
+    :data:`ROUNDS` rounds of ``seconds`` (at least 1) per arm. Prints a table on stderr."""
+    from tests.fixtures.postgres import PostgresServer  # the tests' throwaway server
+
+    window = max(1.0, seconds)
+    pg_flags = ("--storage", "postgresql", "--storage-option", f"dsn_env={_DSN_VAR}")
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kvault-bench-pg-")))
+        server = stack.enter_context(PostgresServer())
+        env = {_DSN_VAR: server.create_database("bench")}
+        sqlite = stack.enter_context(_serving(tmp / "sqlite"))
+        first = stack.enter_context(_serving(tmp / "pg1", *pg_flags, env=env))
+        # The second replica: its own data directory (audit log, TLS, token) with the
+        # first one's HSM root, as every replica of one installation has.
+        (tmp / "pg2").mkdir(mode=0o700)
+        shutil.copy2(tmp / "pg1" / "hsm.key", tmp / "pg2" / "hsm.key")
+        second = stack.enter_context(_serving(tmp / "pg2", *pg_flags, env=env))
+        for arm in (sqlite, first):
+            await _seed(arm.env, "bench")
+        arms = {
+            "sqlite/get": sqlite,
+            "postgresql/get": first,
+            "postgresql x2/get": replace(first, also=(second,)),
+            "sqlite/set": _set_arm(sqlite),
+            "postgresql/set": _set_arm(first),
+            "postgresql x2/set": replace(_set_arm(first), also=(_set_arm(second),)),
+        }
+        settings = {
+            name: server.psql(f"SHOW {name}").strip()
+            for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers")
+        }
+        runs = interleaved(arms, window * ROUNDS)
+    summaries = {name: summary(results) for name, results in runs.items()}
+    ratios = {
+        "get_postgresql_vs_sqlite": ratio(runs["postgresql/get"], runs["sqlite/get"]),
+        "set_postgresql_vs_sqlite": ratio(runs["postgresql/set"], runs["sqlite/set"]),
+        "get_2_replicas_vs_1": ratio(runs["postgresql x2/get"], runs["postgresql/get"]),
+        "set_2_replicas_vs_1": ratio(runs["postgresql x2/set"], runs["postgresql/set"]),
+    }
+    set_rate = summaries["postgresql/set"]["req_per_s"]
+    goals = {
+        "get_postgresql_vs_sqlite": {
+            "measured": ratios["get_postgresql_vs_sqlite"],
+            "goal": GOAL_GET_VS_SQLITE,
+            "met": ratios["get_postgresql_vs_sqlite"] >= GOAL_GET_VS_SQLITE,
+        },
+        "set_postgresql_req_per_s": {
+            "measured": set_rate,
+            "goal": GOAL_SET_PER_S,
+            "met": set_rate >= GOAL_SET_PER_S,
+        },
+    }
+    table = _table(summaries)
+    print(table, file=sys.stderr)
+    for name, value in ratios.items():
+        print(f"{name:<28}{value:>8.3f}", file=sys.stderr)
+    for name, goal in goals.items():
+        verdict = "met" if goal["met"] else "NOT met"
+        print(f"goal {name}: {goal['measured']} (goal {goal['goal']}) {verdict}", file=sys.stderr)
+    return {
+        "transport": "HTTPS keep-alive, loopback",
+        "connections": CONNECTIONS,
+        "rounds": ROUNDS,
+        "seconds_each": window,
+        "cores": os.cpu_count(),
+        "postgresql": {"settings": settings, "pool_size_per_server": 10},
+        "set": f"PUT a new version of one of {ROTATE} secrets in turn, 64-byte value",
+        "arms": summaries,
+        "ratios": ratios,
+        "goals": goals,
+    }
+
+
 def _load_main(argv: list[str]) -> int:
     url, seconds, connections = argv[0], float(argv[1]), int(argv[2])
     env = os.environ
     body = env.get("KVAULT_BENCH_BODY") or None
-    result = asyncio.run(
-        _load(url, env["KVAULT_TOKEN"], env["KVAULT_CA_FILE"], seconds, connections, body)
-    )
+    method = env.get("KVAULT_BENCH_METHOD") or None
+    token, ca = env["KVAULT_TOKEN"], env["KVAULT_CA_FILE"]
+    result = asyncio.run(_load(url, token, ca, seconds, connections, body, method))
     json.dump(result, sys.stdout)
     return 0
 

@@ -5,6 +5,8 @@ into ``<cache>/<name>/<version>/bin.partial`` and renamed to ``bin`` when it suc
 present ``bin/<name>`` means a complete build and a second call builds nothing.
 
 CLI: ``python -m e2e.tools build [NAME...]`` prints the paths; ``python -m e2e.tools path NAME``.
+The peers of issue 14 (``vault``, ``external-secrets``) need wrapper modules: they are built by
+e2e/peers.py and registered here by name, but ``build`` with no name leaves them out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e import build, versions
+from e2e import build, peers, versions
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,20 @@ NODE_TOOLS = ("coredns", "local-path-provisioner")
 
 def is_built(name: str) -> bool:
     """True when the tool's binary of the pinned version is in the cache."""
+    if name in peers.PEERS:
+        return peers.is_built(name)
     return os.access(TOOLS[name].path, os.X_OK)
+
+
+def path(name: str) -> Path:
+    """Where the tool's (or peer's) binary is, built or not."""
+    return peers.PEERS[name].path if name in peers.PEERS else TOOLS[name].path
 
 
 def ensure(name: str) -> Path:
     """Path of the tool's binary, building it (niced, atomically) only if it is missing."""
+    if name in peers.PEERS:
+        return peers.ensure(name)
     tool = TOOLS[name]
     if is_built(name):
         return tool.path
@@ -118,16 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m e2e.tools", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p_build = sub.add_parser("build", help="build (or find cached) tools; print their paths")
-    p_build.add_argument("names", nargs="*", metavar="NAME", help=", ".join(TOOLS))
+    known = [*TOOLS, *peers.PEERS]
+    p_build.add_argument("names", nargs="*", metavar="NAME", help=", ".join(known))
     p_path = sub.add_parser("path", help="print where a tool's binary is (built or not)")
-    p_path.add_argument("name", choices=list(TOOLS))
+    p_path.add_argument("name", choices=known)
     args = ap.parse_args(argv)
     if args.cmd == "path":
-        print(TOOLS[args.name].path)
+        print(path(args.name))
         return 0
-    unknown = [n for n in args.names if n not in TOOLS]
+    if "openbao" in args.names:
+        ap.error(f"openbao: refused by the Go module proxy ({peers.OPENBAO_REFUSED}); use vault")
+    unknown = [n for n in args.names if n not in known]
     if unknown:
-        ap.error(f"unknown tools {unknown}; known: {', '.join(TOOLS)}")
+        ap.error(f"unknown tools {unknown}; known: {', '.join(known)}")
     for name in args.names or list(TOOLS):
         print(ensure(name))
     return 0
