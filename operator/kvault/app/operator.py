@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 
@@ -176,7 +177,10 @@ async def _hold_lease(
     lead: Lead,
     stop: asyncio.Event,
 ) -> None:
-    identity = f"{socket.gethostname()}-{os.getpid()}"
+    # Unique per process, not only per Pod: a StatefulSet's Pod comes back with the same
+    # name, and in a container often the same pid, and must not take the old one's Lease for
+    # its own.
+    identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     # The Lease gets its own connection pool: renewals must never queue behind a burst
     # of reconciles, or a busy leader would step down exactly when it is most needed.
     lease_kube = KubeClient(setup.kube.config)
