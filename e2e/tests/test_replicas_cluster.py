@@ -384,6 +384,7 @@ def test_a_write_served_by_the_replica_that_does_not_lead_is_projected_at_once(
     cluster, ns = kube_cluster, namespace
     cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": "app"}})
     provision_vault(cluster, ns, "main", [sa_role("app", SU), sa_role("admin", ADMIN)])
+    wait_for(lambda: len(ha.ready()) == 2, 300, "both replicas Ready")
     leader = wait_for(ha.leader, 120, "a Lease holder")
     follower = next(p for p in ha.ready() if p.metadata.name != leader)
     url = f"https://{follower.status.pod_ip}:8443"
