@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,26 @@ def test_a_log_as_written_verifies(tmp_path: Path) -> None:
     assert "source" not in lines[0] and "count" not in lines[0]
 
 
+def test_each_line_is_the_canonical_json_of_its_fields_and_hash(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    _log(path)
+    for raw in path.read_bytes().splitlines():
+        line = json.loads(raw)
+        assert raw == canonical(line)  # "hash" in its sorted place, with or without "count"
+        prev, digest = line["prev"], line.pop("hash")
+        assert digest == line_hash(prev, line)
+
+
+def test_the_time_is_utc_to_the_millisecond(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    lines = _log(path)
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    for line in lines:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+        assert before <= datetime.fromisoformat(line["time"]) <= after
+
+
 @pytest.mark.parametrize("index", range(len(EVENTS)))
 def test_editing_any_field_of_any_line_breaks_the_chain_there(tmp_path: Path, index: int) -> None:
     path = tmp_path / "audit.log"
@@ -108,6 +130,26 @@ def test_the_hash_is_sha256_of_the_previous_hash_and_the_canonical_line() -> Non
     assert line_hash(GENESIS, fields) == expected
     assert line_hash("1" * 64, fields) != expected  # the previous hash is part of it
     assert GENESIS == "0" * 64
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"principal": "system:serviceaccount:team-a:app", "count": 3, "prev": GENESIS},
+        {"b": True, "a": None, "c": False, "z": -(2**63), "y": 2**64 - 1},
+        {"big": 2**64, "neg": -(2**63) - 1},  # beyond orjson's integers
+        {"ctl": "\x00\x01\x1f\b\t\n\f\r", "quote": '"\\/'},
+        {"del": "a\x7fb"},  # json escapes DEL, orjson does not
+        {"name": "é", "sep": "\u2028", "astral": "\U0001f511"},
+        {"float": 1e16, "small": 0.1},  # spelt differently by the two
+        {"nested": {"b": 1, "a": [1, "x"]}},
+        {2: "int keys", 1: "json makes them strings"},
+    ],
+)
+def test_canonical_is_jsons_spelling_whatever_the_fields(fields: dict[Any, Any]) -> None:
+    """orjson writes audit lines (fast), json defines them: the same bytes for any fields."""
+    expected = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert canonical(fields) == expected.encode()
 
 
 def test_verify_stops_at_the_first_line_that_is_not_a_json_object(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from kvault.errors import IntegrityError, ItemDisabled, NotFound
 from kvault.storage.base import Delete, Put
 from kvault.vault.keys.kind import KEY
 from kvault.vault.keys.operations import KeyInput
+from kvault.vault.secrets import SECRET
 from kvault.vault.service import Kvault
 
 DIGEST = hashlib.sha256(b"memo").digest()
@@ -78,3 +79,71 @@ async def test_a_deleted_key_is_not_usable_through_the_memo(kv: Kvault) -> None:
     await kv.keys.delete("v1", "k")
     with pytest.raises(NotFound):
         await _sign(kv, created.properties.version)
+
+
+# -- secrets: heads and version metadata (issue 14), never values ---------------------------
+
+
+async def _rows(kv: Kvault, name: str, version: str) -> tuple[str, str]:
+    vault = await kv.vaults.get("v1")
+    head, _ = SECRET.layout.head_row(vault.id, name)
+    row, _ = SECRET.layout.version_row(vault.id, name, version)
+    return head, row
+
+
+async def test_a_secret_read_follows_its_rows_bytes_not_their_revisions(kv: Kvault) -> None:
+    """Head and version metadata are kept decoded by the bytes they came from: rows put back
+    as they were (revision 1 again) are read as what they now hold."""
+    first = await kv.secrets.set("v1", "s", "one", tags={"t": "1"})
+    version = first.properties.version
+    assert (await kv.secrets.get("v1", "s")).properties.tags == {"t": "1"}  # kept
+    head_key, version_key = await _rows(kv, "s", version)
+    old = [await kv.storage.get(k) for k in (head_key, version_key)]
+    await kv.secrets.update("v1", "s", version, tags={"t": "2"}, content_type="text/x")
+    got = await kv.secrets.get("v1", "s")
+    assert (got.properties.tags, got.properties.content_type, got.value) == (
+        {"t": "2"},
+        "text/x",
+        "one",
+    )
+    for key, row in zip((head_key, version_key), old, strict=True):
+        assert row is not None
+        await kv.storage.commit([Delete(key)])
+        await kv.storage.commit([Put(key, row.value)])
+    again = await kv.secrets.get("v1", "s", version)
+    assert (again.properties.tags, again.properties.content_type) == ({"t": "1"}, None)
+    assert (await kv.secrets.get("v1", "s")).properties.tags == {"t": "1"}
+
+
+async def test_a_tampered_secret_version_is_refused_after_its_metadata_was_kept(
+    kv: Kvault,
+) -> None:
+    created = await kv.secrets.set("v1", "s", "value")
+    version = created.properties.version
+    await kv.secrets.get("v1", "s")
+    _, key = await _rows(kv, "s", version)
+    row = await kv.storage.get(key)
+    assert row is not None
+    bad = bytearray(row.value)
+    bad[len(bad) // 2] ^= 0x01  # inside the sealed value: the fingerprint is unchanged
+    await kv.storage.commit([Put(key, bytes(bad))])
+    with pytest.raises(IntegrityError):
+        await kv.secrets.get("v1", "s")
+    await kv.storage.commit([Put(key, row.value)])
+    assert (await kv.secrets.get("v1", "s")).value == "value"
+
+
+async def test_a_new_version_and_a_vault_change_show_in_the_next_read(kv: Kvault) -> None:
+    await kv.secrets.set("v1", "s", "one")
+    before = await kv.secrets.get("v1", "s")
+    assert before.properties.recovery_level == "CustomizedRecoverable+Purgeable"
+    second = await kv.secrets.set("v1", "s", "two")
+    got = await kv.secrets.get("v1", "s")
+    assert (got.value, got.properties.version) == ("two", second.properties.version)
+    await kv.vaults.update("v1", purge_protection=True)  # a new VaultInfo: properties rebuilt
+    after = await kv.secrets.get("v1", "s")
+    assert after.properties.recovery_level == "CustomizedRecoverable"
+    assert (await kv.secrets.get("v1", "s", before.properties.version)).value == "one"
+    await kv.secrets.delete("v1", "s")
+    with pytest.raises(NotFound):
+        await kv.secrets.get("v1", "s")

@@ -12,6 +12,7 @@ Every refusal is counted (``kvault_auth_failures_total{reason}``) and audited by
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from aiohttp import web
 
@@ -33,7 +34,16 @@ def safe_host(request: web.Request) -> str:
     """The Host header when it is a plain host[:port]; ``localhost`` otherwise (it is echoed
     into headers and ids, so nothing else gets through)."""
     host = request.headers.get("Host", "")  # not request.host: its fallback asks DNS
+    return _known_host(host) if len(host) <= _HOST_KEPT else _plain_host(host)
+
+
+def _plain_host(host: str) -> str:
     return host.lower() if _HOST.fullmatch(host) else "localhost"
+
+
+#: Hosts up to a DNS name and a port long are answered from memory (one per client spelling).
+_HOST_KEPT = 260
+_known_host = lru_cache(maxsize=1024)(_plain_host)
 
 
 def is_public(request: web.Request) -> bool:

@@ -10,7 +10,8 @@ traceback. So a listener here is built of:
 - :class:`Guard`: counts open connections in total and per client address; the TCP
   connection over either cap is closed as it is accepted, before any TLS work;
 - ``_Gate``: the first protocol of an accepted socket: admits it, then upgrades it to TLS
-  (``loop.start_tls``, handshake bounded by the header timeout) and hands it to
+  (what ``loop.start_tls`` does, at once: before a byte is read, on uvloop too; handshake
+  bounded by the header timeout) and hands it to
 - ``_Handler``: aiohttp's handler with one deadline per connection: the headers of a request
   within ``header_timeout`` of its first byte (or of the connection's start), its body within
   ``body_timeout`` of its headers, the next request within ``idle_timeout`` of the last
@@ -38,7 +39,7 @@ import traceback
 import uuid
 from asyncio import sslproto
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http import HttpVersion10, HttpVersion11
@@ -282,16 +283,25 @@ class _Listener:
             transport.set_protocol(handler)
             handler.connection_made(transport)
         else:
-            transport.pause_reading()  # nothing may reach the gate before TLS takes over
-            task = asyncio.get_running_loop().create_task(self._upgrade(transport, handler))
+            # TLS takes the socket over before its first byte is read: uvloop starts reading
+            # once the gate's connection_made returns, whatever it asked, and a ClientHello
+            # that reached the gate would be lost (the handshake would hang).
+            tls, waiter = _begin_tls(transport, handler, self.ssl_context, self.limits)
+            upgrade = self._upgrade(transport, handler, tls, waiter)
+            task = asyncio.get_running_loop().create_task(upgrade)
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
         return handler
 
-    async def _upgrade(self, transport: asyncio.Transport, handler: _Handler) -> None:
-        assert self.ssl_context is not None
+    async def _upgrade(
+        self,
+        transport: asyncio.Transport,
+        handler: _Handler,
+        tls: _TLS,
+        waiter: asyncio.Future[None],
+    ) -> None:
         try:
-            tls = await _start_tls(transport, handler, self.ssl_context, self.limits.header_timeout)
+            app_transport = await _finish_tls(transport, tls, waiter)
         except ConnectionAbortedError:  # asyncio's handshake timeout
             metrics.CONNECTIONS_CLOSED.labels(TLS_HANDSHAKE_TIMEOUT).inc()
             handler.release()
@@ -304,11 +314,11 @@ class _Listener:
             if isinstance(exc, Exception):
                 return
             raise
-        if tls is None or handler.lost:  # the client left as the handshake finished
+        if app_transport is None or handler.lost:  # the client left as the handshake finished
             metrics.CONNECTIONS_CLOSED.labels(TLS_HANDSHAKE_FAILED).inc()
             handler.release()
             return
-        handler.connection_made(tls)
+        handler.connection_made(app_transport)
 
     async def close(self) -> None:
         """Abandon the handshakes under way (the listening socket is closed by the site)."""
@@ -326,16 +336,18 @@ class _TLS(sslproto.SSLProtocol):
     max_size = 32 * 1024
 
 
-async def _start_tls(
+def _begin_tls(
     transport: asyncio.Transport,
     protocol: asyncio.Protocol,
     context: ssl.SSLContext,
-    seconds: float,
-) -> asyncio.Transport | None:
-    """``loop.start_tls`` (server side, handshake and shutdown bounded by ``seconds``) with
-    :class:`_TLS`; ``None`` when the client left as the handshake ended."""
+    limits: ConnectionLimits,
+) -> tuple[_TLS, asyncio.Future[None]]:
+    """What ``loop.start_tls`` does (server side, with :class:`_TLS`; handshake and shutdown
+    bounded by the header timeout), at once: the socket's protocol is TLS when this returns,
+    and ``waiter`` is done when the handshake is."""
     loop = asyncio.get_running_loop()
-    waiter = loop.create_future()
+    waiter: asyncio.Future[None] = loop.create_future()
+    seconds = limits.header_timeout
     tls = _TLS(
         loop,
         protocol,
@@ -346,16 +358,20 @@ async def _start_tls(
         ssl_handshake_timeout=seconds,  # type: ignore[arg-type]  # typeshed says int
         ssl_shutdown_timeout=seconds,
     )
-    transport.pause_reading()
     transport.set_protocol(tls)
-    made = loop.call_soon(tls.connection_made, transport)
-    resumed = loop.call_soon(transport.resume_reading)
+    tls.connection_made(transport)
+    return tls, waiter
+
+
+async def _finish_tls(
+    transport: asyncio.Transport, tls: _TLS, waiter: asyncio.Future[None]
+) -> asyncio.Transport | None:
+    """The TLS transport once the handshake :func:`_begin_tls` began is done; ``None`` when
+    the client left as it ended."""
     try:
         await waiter
     except BaseException:
         transport.close()
-        made.cancel()
-        resumed.cancel()
         raise
     app_transport: asyncio.Transport | None = tls._app_transport
     return app_transport
@@ -371,14 +387,14 @@ class _Gate(asyncio.Protocol):
         self._handler: _Handler | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._handler = self._listener.accept(transport)
+        # A stream transport (uvloop's is one without deriving from asyncio.Transport).
+        self._handler = self._listener.accept(cast(asyncio.Transport, transport))
 
-    def data_received(self, data: bytes) -> None:  # reading is paused until TLS takes over
+    def data_received(self, data: bytes) -> None:  # never: connection_made hands the socket on
         return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._handler is not None:  # lost before TLS took the socket over
+        if self._handler is not None:  # lost before TLS or HTTP took the socket over
             self._handler.lost = True
             self._handler.release()
 

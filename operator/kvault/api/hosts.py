@@ -52,6 +52,7 @@ def challenge_resource(host: str) -> str:
     return f"https://{name}"
 
 
+@lru_cache(maxsize=1024)
 def authority(host: str) -> str:
     """``host[:port]`` as ids spell it: the :func:`hostname` and the port (if any)."""
     host = host.strip()
@@ -73,6 +74,7 @@ def vault_url(vault: str) -> str:
     return f"https://{vault}{_LOCAL}"
 
 
+@lru_cache(maxsize=1024)
 def local_base(host: str, vault: str) -> str | None:
     """Where a server with a default vault (``kvault server --dev``) roots ``vault``'s ids for a
     request to ``host``: as asked when the host is this machine (``localhost``, ``127.0.0.1``,

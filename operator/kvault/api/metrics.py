@@ -54,9 +54,21 @@ CONNECTIONS_CLOSED = Counter(
 )
 
 
+#: The series of each (route, method, status) once looked up (``labels()`` takes a lock and
+#: checks its arguments every time; the children it returns are the same each time).
+_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+_SERIES_KEPT = 4096  # beyond: looked up each time (methods are the client's word)
+
+
 def observe(request: web.Request, status: int, started: float) -> None:
     """Count one answered request (``started`` from ``time.perf_counter()``)."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    REQUESTS.labels(route, request.method, str(status)).inc()
-    SECONDS.labels(route).observe(time.perf_counter() - started)
+    method = request.method
+    series = _SERIES.get((route, method, status))
+    if series is None:
+        series = (REQUESTS.labels(route, method, str(status)), SECONDS.labels(route))
+        if len(_SERIES) < _SERIES_KEPT:
+            _SERIES[route, method, status] = series
+    series[0].inc()
+    series[1].observe(time.perf_counter() - started)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -19,6 +19,16 @@ REQUEST_ID = web.RequestKey("kvault.request_id", str)
 _CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
 
 
+def request_id() -> str:
+    """A random (version 4) UUID as ``str(uuid.uuid4())`` spells it, without building a
+    ``UUID`` (a few microseconds of every request)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _route(request: web.Request) -> str:
     """The route pattern (``/secrets/{name}``): never the item names of the path."""
     resource = request.match_info.route.resource
@@ -28,7 +38,7 @@ def _route(request: web.Request) -> str:
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
-    rid = str(uuid.uuid4())
+    rid = request_id()
     request[REQUEST_ID] = rid
     try:
         if not auth.is_public(request):

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 from aiohttp import web
 
 from kvault.api import paging
@@ -71,7 +72,17 @@ def server_address(request: web.Request) -> str:
 
 
 def ok(doc: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(doc).encode(), content_type=_JSON)
+    return web.Response(status=status, body=dump(doc), content_type=_JSON)
+
+
+def dump(doc: Any) -> bytes:
+    """``doc`` as a JSON body: orjson's compact bytes when they are plain ASCII (several times
+    faster), else json's, which escape the rest as ``\\uXXXX`` (no charset is declared)."""
+    try:
+        body: bytes = orjson.dumps(doc)
+    except TypeError:  # an integer beyond 64 bits, a key that is not a string
+        return json.dumps(doc).encode()
+    return body if body.isascii() else json.dumps(doc).encode()
 
 
 async def listed(

@@ -167,6 +167,18 @@ ROUTES = (
     ),
     Route("GET", "/secrets", list_secrets, "GetSecrets", _LIST, paging=True),
     Route("GET", "/secrets/", list_secrets),
+    # The SDKs' secret GET (current version) first among the patterns: aiohttp tries a path's
+    # patterns in table order, and none of the others matches /secrets/NAME/.
+    Route("GET", "/secrets/{name}/", get_secret, "GetSecretLatest", _BUNDLE, _P, allow_head=False),
+    Route(
+        "PATCH",
+        "/secrets/{name}/",
+        update_secret,
+        "UpdateSecretLatest",
+        _PROPS,
+        _P,
+        body="SecretUpdateParameters",
+    ),
     Route(
         "GET",
         "/secrets/{name}/versions",
@@ -190,16 +202,6 @@ ROUTES = (
     Route("DELETE", "/secrets/{name}", delete_secret, "DeleteSecret", _DELETED, _P),
     Route("GET", "/secrets/{name}", get_secret, allow_head=False),
     Route("PATCH", "/secrets/{name}", update_secret),
-    Route("GET", "/secrets/{name}/", get_secret, "GetSecretLatest", _BUNDLE, _P, allow_head=False),
-    Route(
-        "PATCH",
-        "/secrets/{name}/",
-        update_secret,
-        "UpdateSecretLatest",
-        _PROPS,
-        _P,
-        body="SecretUpdateParameters",
-    ),
     Route(
         "GET", "/secrets/{name}/{version}", get_secret, "GetSecret", _BUNDLE, _P, allow_head=False
     ),

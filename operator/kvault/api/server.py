@@ -16,9 +16,10 @@ from kvault.api.limits import ConnectionLimits
 
 def bound_port(site: web.BaseSite) -> int:
     """The port ``site`` listens on (the one the OS chose when asked for port 0)."""
-    server = site._server
-    assert isinstance(server, asyncio.base_events.Server)
-    port: int = server.sockets[0].getsockname()[1]
+    # asyncio's Server or uvloop's (kvault.app.eventloop): both list their sockets.
+    sockets = getattr(site._server, "sockets", None)
+    assert sockets, "the site is not listening"
+    port: int = sockets[0].getsockname()[1]
     return port
 
 

@@ -10,7 +10,6 @@ a default vault: a Host that names no vault (``V.N.svc``, ``V.N.localhost``) is 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from kvault.api.server import serve
 from kvault.api.throttle import Rate
 from kvault.api.throttle import RateLimits as RateLimits
 from kvault.api.tls import ServerTLS
-from kvault.app import logs
+from kvault.app import eventloop, logs
 from kvault.app.announce import announce, endpoint
 from kvault.app.audit_anchor import publishing
 from kvault.app.backends import TLS_DIR, Backends, open_configured
@@ -129,4 +128,4 @@ async def serve_cluster(plane: DataPlane) -> None:
 def run_cluster(plane: DataPlane) -> None:
     """The ``kvault server --data-dir D`` process."""
     logs.plain()
-    asyncio.run(serve_cluster(plane))
+    eventloop.run(serve_cluster(plane))

@@ -13,7 +13,6 @@ name) addresses it. Its ids carry the Host only when that is this machine (``loc
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ from kvault.api.config import ApiConfig
 from kvault.api.server import serve
 from kvault.api.throttle import RateLimits
 from kvault.api.tls import ServerTLS
-from kvault.app import logs
+from kvault.app import eventloop, logs
 from kvault.app.announce import announce, endpoint
 from kvault.app.audit_anchor import publishing
 from kvault.app.backends import Backends, open_configured, server_tls
@@ -137,7 +136,7 @@ def run_dev(
     temporary = data_dir is None
     directory = Path(tempfile.mkdtemp(prefix="kvault-dev-")) if data_dir is None else data_dir
     try:
-        asyncio.run(serve_dev(directory, host, port, backends, limits, connections))
+        eventloop.run(serve_dev(directory, host, port, backends, limits, connections))
     finally:
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)

@@ -22,7 +22,7 @@ import kopf
 from kvault.api.app import build_app
 from kvault.api.metrics import REGISTRY as DATA_PLANE_METRICS
 from kvault.api.server import listening
-from kvault.app import kopf_scope, logs
+from kvault.app import eventloop, kopf_scope, logs
 from kvault.app.announce import announce, endpoint
 from kvault.app.audit_anchor import config_map_sink, publishing
 from kvault.app.cluster import ClusterSetup, DataPlane, open_cluster
@@ -207,4 +207,4 @@ async def _finish(task: asyncio.Task[None], grace: float) -> None:
 def run_operator(cfg: RunConfig) -> None:
     """The ``kvault operator`` process: JSON log lines, then :func:`run`."""
     logs.json_lines()
-    asyncio.run(run(cfg))
+    eventloop.run(run(cfg))

@@ -82,6 +82,13 @@ class DekCache:
         self._keys.clear()
 
 
+def fingerprint(blob: bytes) -> bytes:
+    """What tells one write's ciphertext from any other's in a few bytes: header, wrapped DEK,
+    data nonce and tag. Two blobs with the same fingerprint that both open are the same write:
+    the same DEK and nonce, and a tag that authenticates one ciphertext only."""
+    return blob[: _HEADER.size + _NONCE + _WRAPPED_DEK + _NONCE] + blob[-16:]
+
+
 def open_(kek: AESGCM, aad: bytes, blob: bytes, cache: DekCache | None = None) -> bytes:
     """Decrypt ``blob``; raise :class:`IntegrityError` if anything was altered or moved."""
     bound = blob[: _HEADER.size] + aad

@@ -9,7 +9,8 @@ authenticated when it was first opened. Nothing stale can come out of it, on any
 A kind opts in when keeping its rows in memory adds nothing that is not there already: a
 key's record holds its public JWK and either the HSM's handle or the software key, which the
 keys kind keeps parsed in memory to use. Secret values are never memoised: nothing needs them
-after the request that reads them.
+after the request that reads them. Head rows (an item's current version and metadata, no
+value) are memoised for every kind: each read of an item opens its head first.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from kvault.barrier import envelope
 from kvault.barrier.context import Context
 from kvault.barrier.memo import Memo
 from kvault.storage.base import ABSENT, Check, Delete, DeletePrefix, Op, Put, Storage
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,30 @@ class SealedView:
         if decoded is None:
             decoded = decode(await self._barrier.open(ctx, row.value))
             memo.put(key, row.value, decoded)
+        return row.revision, decoded
+
+    async def get_known(
+        self,
+        key: str,
+        ctx: Context,
+        decode: Callable[[bytes, K | None], tuple[T, K]],
+        memo: Memo[K],
+    ) -> tuple[int, T] | None:
+        """:meth:`get`, decoded by ``decode(plaintext, known)``, which returns what it decoded
+        and the part of it worth keeping (never a value): ``known`` is that part as it was
+        for this write of ``key`` before, ``None`` the first time. The row is opened (and so
+        authenticated) every time; only the kept part skips decoding. The memo holds the
+        ciphertext's :func:`~kvault.barrier.envelope.fingerprint`, not the ciphertext: rows
+        read this way carry values (up to 25 KiB each)."""
+        row = await self._storage.get(key)
+        if row is None:
+            return None
+        plaintext = await self._barrier.open(ctx, row.value)
+        written = envelope.fingerprint(row.value)
+        known = memo.get(key, written)
+        decoded, keep = decode(plaintext, known)
+        if known is None:
+            memo.put(key, written, keep)
         return row.revision, decoded
 
     async def scan(

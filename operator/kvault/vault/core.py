@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from kvault.audit.event import AuditEvent, Auditor, NullAuditor
 from kvault.barrier.barrier import Barrier
@@ -69,6 +69,36 @@ class _Running:
 _RUNNING: ContextVar[_Running | None] = ContextVar("kvault_audited_operation", default=None)
 
 
+class _Audited:
+    """The context manager of :meth:`Core.audited` (a class, not a generator: it wraps every
+    operation)."""
+
+    __slots__ = ("_core", "_running", "_token")
+
+    def __init__(self, core: Core, running: _Running) -> None:
+        self._core = core
+        self._running = running
+
+    def __enter__(self) -> Outcome:
+        self._token = _RUNNING.set(self._running)
+        return self._running.outcome
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _RUNNING.reset(self._token)
+        core, run = self._core, self._running
+        if exc is None:
+            result = "ok"
+        else:
+            result = exc.outcome if isinstance(exc, KvaultError) else "InternalError"
+        core.record(run.caller, run.vault, run.operation, run.outcome, result)
+        if exc is None and run.operation in core.mutations:
+            core.changes.publish(
+                Change(run.vault, run.operation, run.outcome.item, run.outcome.version)
+            )
+
+
 @dataclass(slots=True)
 class Core:
     barrier: Barrier
@@ -87,30 +117,14 @@ class Core:
     def __post_init__(self) -> None:
         self.barrier.view.before_commit = self._announce
 
-    @contextmanager
-    def audited(
-        self, caller: Caller, vault: str, operation: str, item: str = ""
-    ) -> Iterator[Outcome]:
-        """Record the operation once it ends: ``ok``, or the code of the error that ended it.
+    def audited(self, caller: Caller, vault: str, operation: str, item: str = "") -> _Audited:
+        """Record the operation once it ends: ``ok``, or the code of the error that ended it
+        (``with core.audited(...) as outcome:``).
 
         An operation that changes storage also gets a ``committing`` line before its first
         commit, written durably first (:meth:`_announce`): a crash between the commit and the
         final line leaves no change without its audit line."""
-        outcome = Outcome(item=item)
-        token = _RUNNING.set(_Running(caller, vault, operation, outcome))
-        try:
-            yield outcome
-        except KvaultError as exc:
-            self.record(caller, vault, operation, outcome, exc.outcome)
-            raise
-        except BaseException:
-            self.record(caller, vault, operation, outcome, "InternalError")
-            raise
-        finally:
-            _RUNNING.reset(token)
-        self.record(caller, vault, operation, outcome, "ok")
-        if operation in self.mutations:
-            self.changes.publish(Change(vault, operation, outcome.item, outcome.version))
+        return _Audited(self, _Running(caller, vault, operation, Outcome(item=item)))
 
     def record(self, caller: Caller, vault: str, op: str, outcome: Outcome, result: str) -> None:
         """One audit line (also for a denial before any operation ran)."""

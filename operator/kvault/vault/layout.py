@@ -9,13 +9,21 @@ persisted format, unchanged since the first release for secrets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kvault.barrier import rows
 from kvault.barrier.context import Context
 
 SYSTEM = rows.SYSTEM
 VAULTS = rows.VAULTS
+#: Row keys and contexts kept per kind, by their exact inputs (every read of an item needs
+#: two; each is a few strings and a frozen :class:`Context`); the oldest go first.
+ROWS_KEPT = 8192
+
+
+def _make_room(cache: dict[tuple[str, ...], tuple[str, Context]]) -> None:
+    if len(cache) >= ROWS_KEPT:
+        del cache[next(iter(cache))]
 
 
 def vault_row(name: str) -> tuple[str, Context]:
@@ -32,6 +40,12 @@ class KindLayout:
 
     kind: str
     rows: rows.ItemRows
+    _heads: dict[tuple[str, ...], tuple[str, Context]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _versions: dict[tuple[str, ...], tuple[str, Context]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, kind: str) -> KindLayout:
@@ -44,7 +58,13 @@ class KindLayout:
         return Context(vault_id, self.kind, lname)
 
     def head_row(self, vault_id: str, lname: str) -> tuple[str, Context]:
-        return self.heads(vault_id) + lname, Context(vault_id, self.kind, lname)
+        key = (vault_id, lname)
+        found = self._heads.get(key)
+        if found is None:
+            found = (self.heads(vault_id) + lname, Context(vault_id, self.kind, lname))
+            _make_room(self._heads)
+            self._heads[key] = found
+        return found
 
     def deleted(self, vault_id: str) -> str:
         return self.rows.deleted_prefix(vault_id)
@@ -65,10 +85,16 @@ class KindLayout:
         return Context(vault_id, self.kind + "-version", lname, version)
 
     def version_row(self, vault_id: str, lname: str, version: str) -> tuple[str, Context]:
-        return (
-            self.versions(vault_id, lname) + version,
-            self.version_context(vault_id, lname, version),
-        )
+        key = (vault_id, lname, version)
+        found = self._versions.get(key)
+        if found is None:
+            found = (
+                self.versions(vault_id, lname) + version,
+                self.version_context(vault_id, lname, version),
+            )
+            _make_room(self._versions)
+            self._versions[key] = found
+        return found
 
 
 def key_policies(vault_id: str) -> str:

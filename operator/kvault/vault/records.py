@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from kvault.errors import IntegrityError
 from kvault.vault.model import RoleAssignment, VaultInfo
 
@@ -15,10 +17,16 @@ def dump(doc: dict[str, Any]) -> bytes:
 
 
 def load(raw: bytes, what: str) -> dict[str, Any]:
+    """A record :func:`dump` wrote. orjson reads it several times faster, as json would: records
+    hold strings, booleans, null and integers far within 64 bits; what orjson refuses and json
+    might read (``NaN``, an escaped lone surrogate) is left to json."""
     try:
-        doc = json.loads(raw)
+        doc = orjson.loads(raw)
     except ValueError:
-        raise IntegrityError(f"stored {what} is malformed") from None
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise IntegrityError(f"stored {what} is malformed") from None
     if not isinstance(doc, dict):
         raise IntegrityError(f"stored {what} is malformed")
     return doc

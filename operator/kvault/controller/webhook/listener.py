@@ -79,9 +79,9 @@ async def serving(
     try:
         site = web.TCPSite(runner, host, settings.port, ssl_context=cert.context)
         await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        port: int = server.sockets[0].getsockname()[1]
+        sockets = getattr(site._server, "sockets", None)  # asyncio's Server or uvloop's
+        assert sockets, "the webhook site is not listening"
+        port: int = sockets[0].getsockname()[1]
         tasks.append(asyncio.create_task(cert.keep_fresh()))
         if settings.configuration:
             tasks.append(asyncio.create_task(_upkeep(kube, settings, ca_pem)))

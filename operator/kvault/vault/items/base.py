@@ -26,6 +26,8 @@ D = TypeVar("D")
 T = TypeVar("T")
 #: The caller of scheduled work (purge of expired deleted items).
 SCHEDULER = Caller("kvault")
+#: Head rows kept decoded per kind (:class:`Memo`: by the exact stored bytes, so never stale).
+HEAD_MEMO_ROWS = 4096
 UNSET: Any = object()
 
 __all__ = ["SCHEDULER", "UNSET", "D", "I", "ItemBase", "M", "P", "T", "V"]
@@ -50,6 +52,14 @@ class ItemBase(Generic[M, V, P, I, D]):
         self._recover, self._purge = ops["Recover"], ops["Purge"]
         self._backup, self._restore = ops["Backup"], ops["Restore"]
         self._memo: Memo[Any] | None = Memo(kind.memo_rows) if kind.memo_rows else None
+        #: Head rows decoded (metadata only, never a value: every read of an item reads its
+        #: head first), for every kind; the kind's own memo when it keeps all its rows.
+        self._heads: Memo[Any] = self._memo or Memo(HEAD_MEMO_ROWS)
+        #: The metadata of version rows (not their values, opened and decoded at each read).
+        self._metas: Memo[Any] = Memo(HEAD_MEMO_ROWS)
+        #: :meth:`_properties` by the identity of the metadata and vault objects they were
+        #: built from (both held, so that neither identity can be reused meanwhile).
+        self._props: dict[tuple[int, int], tuple[M, VaultInfo, P]] = {}
 
     # -- messages -------------------------------------------------------------------------
 
@@ -96,7 +106,7 @@ class ItemBase(Generic[M, V, P, I, D]):
 
     async def _head(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord[M]] | None:
         key, ctx = self._rows.head_row(vault.id, lname)
-        return await self._decoded(key, ctx, self._codec.decode_head)
+        return await self._core.store.get_decoded(key, ctx, self._codec.decode_head, self._heads)
 
     async def _deleted(self, vault: VaultInfo, lname: str) -> tuple[int, HeadRecord[M]] | None:
         key, ctx = self._rows.deleted_row(vault.id, lname)
@@ -106,7 +116,26 @@ class ItemBase(Generic[M, V, P, I, D]):
         self, vault: VaultInfo, lname: str, version: str
     ) -> tuple[int, VersionRecord[M, V]] | None:
         key, ctx = self._rows.version_row(vault.id, lname, version)
-        return await self._decoded(key, ctx, self._codec.decode_version)
+        if self._memo is not None:
+            return await self._core.store.get_decoded(
+                key, ctx, self._codec.decode_version, self._memo
+            )
+        return await self._core.store.get_known(
+            key, ctx, self._codec.decode_version_known, self._metas
+        )
+
+    def _properties(self, meta: M, vault: VaultInfo) -> P:
+        """``kind.properties(meta, vault)``, built once for the metadata objects the memos
+        hand out again (frozen: shared by the requests that read the same version)."""
+        key = (id(meta), id(vault))
+        kept = self._props.get(key)
+        if kept is not None and kept[0] is meta and kept[1] is vault:
+            return kept[2]
+        props = self.kind.properties(meta, vault)
+        if len(self._props) >= HEAD_MEMO_ROWS:
+            del self._props[next(iter(self._props))]
+        self._props[key] = (meta, vault, props)
+        return props
 
     async def _pick_version(
         self, vault: VaultInfo, lname: str, name: str, version: str, outcome: Outcome

@@ -234,7 +234,7 @@ class Items(Lifecycle[M, V, P, I, D]):
                 f"Operation get is not allowed on a disabled {self.kind.name}.",
                 self.kind.disabled_code,
             )
-        return self.kind.item(self.kind.properties(record.meta, vault), record.value)
+        return self.kind.item(self._properties(record.meta, vault), record.value)
 
     async def list(
         self,

@@ -141,6 +141,19 @@ class Codec(Generic[M, V]):
             raise IntegrityError(f"stored {self.what} version is malformed") from None
         return VersionRecord(self.meta.from_doc(doc, self.what), value)
 
+    def decode_version_known(self, raw: bytes, meta: M | None) -> tuple[VersionRecord[M, V], M]:
+        """:meth:`decode_version` with the version's metadata as decoded before from the same
+        stored bytes (``None``: decode it too), and that metadata (to keep: no value)."""
+        if meta is None:
+            record = self.decode_version(raw)
+            return record, record.meta
+        doc = load(raw, f"{self.what} version")
+        try:
+            value = self.value.from_doc(doc)
+        except ValueError:
+            raise IntegrityError(f"stored {self.what} version is malformed") from None
+        return VersionRecord(meta, value), meta
+
     def encode_value(self, value: V) -> bytes:
         """A value alone (a certificate's key waiting in its pending operation)."""
         return dump(self.value.to_doc(value))
