@@ -85,8 +85,9 @@ peers-build: install
 
 bench-peers: peers-build
 	$(PY) -m bench peers store --json bench/results/peers-store.json
-	@# The operator half (ESO vs kvault on the local cluster) goes here:
-	@# $(PY) -m bench peers operator --json bench/results/peers-operator.json
+	@# The operator half: ESO vs kvault on the local cluster (python -m e2e.cluster up first).
+	$(PY) -m bench peers operator --json bench/results/peers-operator.json
+	$(PY) -m bench peers report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

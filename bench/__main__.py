@@ -7,7 +7,17 @@ import asyncio
 import json
 import sys
 
-from bench import api, certificates, core, identity, keys, operator, peers_store
+from bench import (
+    api,
+    certificates,
+    core,
+    identity,
+    keys,
+    operator,
+    peers_operator,
+    peers_report,
+    peers_store,
+)
 
 BENCHMARKS = {
     "api": api.run,
@@ -21,7 +31,8 @@ BENCHMARKS = {
 #: (issue 14); each part parses its own options (``--help``).
 PEERS = {
     "store": peers_store.main,  # Vault/OpenBao vs kvault's data plane on loopback
-    # "operator": ESO vs kvault's operator on the local cluster (issue 14, still to come)
+    "report": peers_report.main,  # the figures of both into docs/performance.md (+ plot)
+    "operator": peers_operator.main,  # ESO vs kvault's operator on the local cluster
 }
 
 
