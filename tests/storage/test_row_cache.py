@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
 
-from kvault.storage.base import Put, Row
+from kvault.storage.base import Delete, Op, Put, Row
 from kvault.storage.notices import Watcher
 from kvault.storage.postgresql import LISTENER_APPLICATION, PostgreSQLStorage
 from kvault.storage.row_cache import RowCache
@@ -91,11 +91,43 @@ async def test_another_replicas_commit_replaces_the_kept_row(
 
 
 async def test_own_commits_are_read_back_at_once(stores: tuple[PostgreSQLStorage, ...]) -> None:
+    """A commit keeps what it wrote: the next read (a SET reads the head it replaces) is
+    served from memory, at the revision the commit gave it."""
     a, _ = stores
     await a.commit([Put("k", b"one")])
-    assert (await a.get("k")).value == b"one"  # type: ignore[union-attr]
-    await a.commit([Put("k", b"two")])
-    assert (await a.get("k")).value == b"two"  # type: ignore[union-attr]
+    hits = a.cache.hits
+    assert await a.get("k") == Row("k", b"one", 1)
+    await a.commit([Put("k", b"two", expect=1), Put("gone", b"x"), Delete("gone")])
+    assert await a.get("k") == Row("k", b"two", 2)
+    assert a.cache.hits == hits + 2
+    assert await a.get("gone") is None  # put, then deleted in the same commit: not kept
+
+
+async def test_a_commit_that_raced_a_notice_keeps_nothing(
+    stores: tuple[PostgreSQLStorage, ...],
+) -> None:
+    """Another replica's notice arriving while our commit runs may be of a newer row: what
+    the commit wrote is forgotten, not kept."""
+    a, b = stores
+    commit = a._commit
+
+    async def slow(ops: Sequence[Op], notice: str | None) -> dict[str, int]:
+        written = await commit(ops, notice)
+        epoch = a.cache.epoch
+        await b.commit([Put("other", b"x")])
+
+        async def heard() -> bool:
+            return a.cache.epoch > epoch
+
+        await _until(heard, "b's notice heard")
+        return written
+
+    a._commit = slow  # type: ignore[method-assign]
+    await a.commit([Put("k", b"one")])
+    assert len(a.cache) == 0
+    hits = a.cache.hits
+    assert await a.get("k") == Row("k", b"one", 1)
+    assert a.cache.hits == hits  # read from the database
 
 
 async def test_a_lost_listening_connection_stops_serving_from_memory(

@@ -22,7 +22,7 @@ from kvault.identity.model import Principal, RoleAssignment
 from kvault.storage.postgresql import LISTENER_APPLICATION, PostgreSQLStorage
 from kvault.vault.changes import Change
 from kvault.vault.core import Caller
-from kvault.vault.replicas import RESYNC
+from kvault.vault.replicas import NOTE_BYTES, RESYNC, decode_changes, encode_changes
 from kvault.vault.service import Kvault
 from tests.fixtures.postgres import PostgresServer, database_of
 
@@ -159,6 +159,24 @@ async def test_a_change_on_one_replica_reaches_the_others_feed(
     assert not [c for c in heard if c.operation == "VaultCreate" and c.remote]  # a's own
 
 
+async def test_a_burst_of_changes_reaches_the_others_feed_whole(
+    pair: tuple[Kvault, Kvault],
+) -> None:
+    """Writes that finish together are announced together: every one arrives, once."""
+    a, b = pair
+    heard: list[Change] = []
+    a.subscribe(heard.append)
+    await a.vaults.create("v1")
+    done = await asyncio.gather(*(b.secrets.set("v1", f"s{i}", "value") for i in range(60)))
+    want = {(s.properties.name, s.properties.version) for s in done}
+
+    def arrived() -> bool:
+        return {(c.item, c.version) for c in heard if c.operation == "SecretSet"} == want
+
+    await _eventually(arrived, "all 60 SecretSet changes on a's feed")
+    assert len([c for c in heard if c.operation == "SecretSet"]) == 60
+
+
 async def test_a_lost_listening_connection_forgets_everything_and_resyncs(
     pair: tuple[Kvault, Kvault], postgres_server: PostgresServer
 ) -> None:
@@ -205,3 +223,18 @@ async def test_a_value_set_on_one_replica_is_read_on_the_other(
     took = await _until(fresh, "the new value on the other replica")
     print(f"a new value read on the other replica after {took * 1000:.1f} ms")
     assert b.storage.cache.hits > 0  # type: ignore[attr-defined]
+
+
+def test_changes_that_finish_together_share_a_notice() -> None:
+    one = Change("v", "SecretSet", "a", "1" * 32)
+    assert list(encode_changes([one])) == ['["v","SecretSet","a","' + "1" * 32 + '"]']
+    many = [Change("v", "SecretSet", f"item-{i}", f"{i:032x}") for i in range(100)]
+    notes = list(encode_changes(many))
+    assert len(notes) > 1 and all(len(n) <= NOTE_BYTES for n in notes)
+    decoded = [c for n in notes for c in decode_changes(n)]
+    assert [(c.item, c.version, c.remote) for c in decoded] == [
+        (c.item, c.version, True) for c in many
+    ]
+    # a note of one change (as replicas before batching sent it) and foreign notes
+    assert [c.item for c in decode_changes(notes[0][1:].split("],")[0] + "]")] == ["item-0"]
+    assert decode_changes("not json") == [] and decode_changes('{"a": 1}') == []

@@ -143,6 +143,7 @@ def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], Non
             RenewalScheduler(kv, notify=certs, observe=certs.observe).run(halt)
         )
         expiry = asyncio.create_task(ExpiryScheduler(kv).run(halt))
+        informers = [asyncio.create_task(i.run()) for i in controller.informers()]
         try:
             await kopf_scope.run(
                 registry=controller.registry(),
@@ -158,6 +159,9 @@ def _leader(setup: ClusterSetup, options: Options, own_signals: Callable[[], Non
             waiter.cancel()
             halt.set()
             linked.cancel()
+            for task in informers:
+                task.cancel()
+            await asyncio.gather(*informers, return_exceptions=True)
             await asyncio.gather(
                 _finish(rotation, ROTATION_GRACE),
                 _finish(renewal, ROTATION_GRACE),

@@ -1,9 +1,10 @@
-"""The operator's kopf registry: handlers wired to one controller per resource.
+"""The operator's event sources, wired to one controller per resource.
 
 ``Vault`` objects are few: kopf's change handlers (create/update/resume/delete, one
-finalizer) run them. ``VaultSecret`` objects are many: level-based ``on.event`` handlers
-feed the VaultSecret controller's store and work queue. Managed Secrets are watched with a
-server-side label selector. kopf's settings are configured by whoever starts the operator
+finalizer) run them. ``VaultSecret`` objects are many: informers of our own
+(:mod:`kvault.kube.informer`, without kopf's per-event cost) feed the VaultSecret
+controller's store and work queue, and follow the managed Secrets with a server-side label
+selector. kopf's settings are configured by whoever starts the operator
 (:func:`kvault.controller.settings.configure`), once.
 """
 
@@ -14,7 +15,9 @@ from typing import Any
 import aiohttp
 import kopf
 
+from kvault.controller import namespaces
 from kvault.controller.settings import (
+    ANN_OWNER,
     API_VERSION,
     FIELD_MANAGER,
     GROUP,
@@ -29,6 +32,8 @@ from kvault.controller.vault.controller import VaultController
 from kvault.controller.vaultsecret.controller import VaultSecretController
 from kvault.kube.client import KubeClient
 from kvault.kube.events import EventPoster
+from kvault.kube.informer import Informer
+from kvault.kube.resources import SECRETS
 from kvault.vault.changes import Change
 from kvault.vault.service import Kvault
 
@@ -67,7 +72,7 @@ class Controller:
 
     def registry(self) -> kopf.OperatorRegistry:
         reg = kopf.OperatorRegistry()
-        kube, vaults, vaultsecrets = self.kube, self.vaults, self.vaultsecrets
+        kube, vaults = self.kube, self.vaults
 
         @kopf.on.login(registry=reg)
         async def login(**_: Any) -> kopf.AiohttpSession:
@@ -95,14 +100,30 @@ class Controller:
         async def vault_event(event: kopf.RawEvent, **_: Any) -> None:
             vaults.on_event(event)
 
-        @kopf.on.event(GROUP, VERSION, VAULTSECRETS.plural, id="vaultsecret", registry=reg)
-        async def vaultsecret_event(event: kopf.RawEvent, **_: Any) -> None:
-            vaultsecrets.on_event(event)
-
-        @kopf.on.event(
-            "v1", "secrets", id="managed-secret", labels={MANAGED_BY: FIELD_MANAGER}, registry=reg
-        )
-        async def secret_event(event: kopf.RawEvent, **_: Any) -> None:
-            vaultsecrets.on_secret_event(event)
-
         return reg
+
+    def informers(self) -> list[Informer]:
+        """The VaultSecrets and the Secrets kvault manages, in every namespace the operator
+        serves: one informer each per namespace named, or cluster-wide (filtered by the
+        patterns, if any: a namespace created later that matches is served too)."""
+        wanted = self.options.namespaces
+        per_namespace = bool(wanted) and namespaces.exact(wanted)
+        accept = namespaces.matcher(wanted) if wanted and not per_namespace else None
+        out = []
+        for ns in wanted if per_namespace else (None,):
+            out.append(
+                Informer(
+                    self.kube, VAULTSECRETS.path(ns), self.vaultsecrets.on_event, accept=accept
+                )
+            )
+            out.append(
+                Informer(
+                    self.kube,
+                    SECRETS.path(ns),
+                    self.vaultsecrets.on_secret_event,
+                    label_selector=f"{MANAGED_BY}={FIELD_MANAGER}",
+                    annotations=(ANN_OWNER,),
+                    accept=accept,
+                )
+            )
+        return out

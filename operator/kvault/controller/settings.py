@@ -54,7 +54,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.loggers = False
     settings.posting.level = logging.WARNING
     settings.peering.standalone = True  # one active controller comes from our Lease
-    settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_BY}={FIELD_MANAGER}"
     settings.watching.chunk_size = 500
     settings.queueing.worker_limit = None  # kopf#1243: keep unlimited with indexes
     # kopf keeps one worker (task, queue, last event) per object until it idles this long:

@@ -8,7 +8,6 @@ tokens). The configuration names are re-exported for older importers.
 
 from __future__ import annotations
 
-import json
 import ssl
 import time
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from types import TracebackType
 from typing import Any, cast
 
 import aiohttp
+import orjson
 
 from kvault.errors import ConfigError, Unavailable
 from kvault.kube.config import (
@@ -129,7 +129,7 @@ class KubeClient:
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = json.dumps(body).encode()
+            data = orjson.dumps(body)
         url = self.config.server + path
         try:
             async with self._open().request(
@@ -137,7 +137,7 @@ class KubeClient:
             ) as resp:
                 if resp.status >= 400:
                     raise ApiError(resp.status, resp.reason or "", await _status_message(resp))
-                reply = await resp.json(content_type=None)
+                reply = orjson.loads(await resp.read())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise Unavailable(
                 f"the Kubernetes API at {self.config.server} is unreachable: {type(exc).__name__}"

@@ -19,11 +19,13 @@ own pool too. Its costs: no inline types (``asyncpg-stubs`` gives mypy them) and
 Guarantees, the same as :mod:`kvault.storage.sqlite`:
 
 * **Compare-and-set and atomic batches.** A :meth:`PostgreSQLStorage.commit` is one
-  ``SERIALIZABLE`` transaction: its ops apply in order and all or none land, and two commits
-  whose expectations conflict can never both succeed (the database aborts one with a
-  serialisation failure). Such aborts, and deadlocks, are retried here on a fresh snapshot, so
-  a caller sees :class:`~kvault.errors.StorageConflict` only when an ``expect`` really does
-  not hold (or, in a storm, after losing every one of ``_SERIAL_ATTEMPTS`` re-runs).
+  ``SERIALIZABLE`` transaction, one call of the server-side function ``kvault_commit`` (one
+  round trip; the second schema migration creates it): its ops apply in order and all or
+  none land, and two commits whose expectations conflict can never both succeed (the
+  database aborts one with a serialisation failure). Such aborts, and deadlocks, are retried
+  here on a fresh snapshot, so a caller sees :class:`~kvault.errors.StorageConflict` only
+  when an ``expect`` really does not hold (or, in a storm, after losing every one of
+  ``_SERIAL_ATTEMPTS`` re-runs).
 * **Durability.** Every session runs with ``synchronous_commit=on``: ``COMMIT`` returns after
   the WAL is flushed (and, with synchronous standbys configured, after they have it).
   :meth:`PostgreSQLStorage.settings` shows the effective values, ``fsync`` included.
@@ -67,7 +69,6 @@ from asyncpg.pool import PoolConnectionProxy
 
 from kvault.errors import ConfigError, StorageConflict, Unavailable
 from kvault.storage.base import (
-    ABSENT,
     Delete,
     DeletePrefix,
     Op,
@@ -75,7 +76,6 @@ from kvault.storage.base import (
     Row,
     checked,
     conflict,
-    holds,
 )
 from kvault.storage.notices import RowsChanged, Watcher, note_payload, rows_changed
 from kvault.storage.pg_listen import NOTES_CHANNEL, ROWS_CHANNEL, Listener
@@ -96,6 +96,81 @@ log = logging.getLogger(__name__)
 #: A connection lent by the pool.
 _Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
+#: One commit in one statement (one round trip): the ops as parallel arrays, applied in order;
+#: then the notice. ``kinds``: 1 put, 2 delete, 3 delete prefix (``vals[i]``: the upper bound,
+#: NULL for none), 4 check; ``expects[i]`` NULL: unconditional, 0: absent. Returns each op's
+#: new revision (NULL but for puts). An expectation that does not hold raises SQLSTATE
+#: ``KV409`` with the op's number (from 1) and the row's revision (``-``: absent) as detail.
+_COMMIT_FUNCTION = """
+CREATE FUNCTION kvault_commit(
+    kinds int2[], keys bytea[], vals bytea[], expects int8[], channel text, notice text)
+RETURNS int8[] LANGUAGE plpgsql AS $fn$
+DECLARE
+    n int := coalesce(array_length(kinds, 1), 0);
+    revs int8[] := array_fill(NULL::int8, ARRAY[n]);
+    rev int8;
+    cur int8;
+BEGIN
+    FOR i IN 1 .. n LOOP
+        rev := NULL;
+        cur := NULL;
+        IF kinds[i] = 1 THEN
+            IF expects[i] IS NULL THEN
+                INSERT INTO kvault_rows AS r (key, value, revision) VALUES (keys[i], vals[i], 1)
+                    ON CONFLICT (key) DO UPDATE
+                    SET value = excluded.value, revision = r.revision + 1
+                    RETURNING r.revision INTO rev;
+            ELSIF expects[i] = 0 THEN
+                INSERT INTO kvault_rows (key, value, revision) VALUES (keys[i], vals[i], 1)
+                    ON CONFLICT (key) DO NOTHING RETURNING revision INTO rev;
+            ELSE
+                UPDATE kvault_rows SET value = vals[i], revision = revision + 1
+                    WHERE key = keys[i] AND revision = expects[i] RETURNING revision INTO rev;
+            END IF;
+            IF rev IS NULL THEN
+                SELECT revision INTO cur FROM kvault_rows WHERE key = keys[i];
+                RAISE EXCEPTION USING ERRCODE = 'KV409', MESSAGE = 'kvault storage conflict',
+                    DETAIL = i || ' ' || coalesce(cur::text, '-');
+            END IF;
+            revs[i] := rev;
+        ELSIF kinds[i] = 2 THEN
+            IF expects[i] IS NULL THEN
+                DELETE FROM kvault_rows WHERE key = keys[i];
+            ELSIF expects[i] = 0 THEN
+                SELECT revision INTO cur FROM kvault_rows WHERE key = keys[i];
+                IF cur IS NOT NULL THEN
+                    RAISE EXCEPTION USING ERRCODE = 'KV409',
+                        MESSAGE = 'kvault storage conflict', DETAIL = i || ' ' || cur;
+                END IF;
+            ELSE
+                DELETE FROM kvault_rows WHERE key = keys[i] AND revision = expects[i]
+                    RETURNING revision INTO rev;
+                IF rev IS NULL THEN
+                    SELECT revision INTO cur FROM kvault_rows WHERE key = keys[i];
+                    RAISE EXCEPTION USING ERRCODE = 'KV409', MESSAGE = 'kvault storage conflict',
+                        DETAIL = i || ' ' || coalesce(cur::text, '-');
+                END IF;
+            END IF;
+        ELSIF kinds[i] = 3 THEN
+            IF vals[i] IS NULL THEN
+                DELETE FROM kvault_rows WHERE key >= keys[i];
+            ELSE
+                DELETE FROM kvault_rows WHERE key >= keys[i] AND key < vals[i];
+            END IF;
+        ELSE
+            SELECT revision INTO cur FROM kvault_rows WHERE key = keys[i];
+            IF cur IS DISTINCT FROM nullif(expects[i], 0) THEN
+                RAISE EXCEPTION USING ERRCODE = 'KV409', MESSAGE = 'kvault storage conflict',
+                    DETAIL = i || ' ' || coalesce(cur::text, '-');
+            END IF;
+        END IF;
+    END LOOP;
+    IF notice IS NOT NULL THEN
+        PERFORM pg_notify(channel, notice);
+    END IF;
+    RETURN revs;
+END
+$fn$"""
 #: ``pg_advisory_xact_lock`` key held while migrating ("kvlt" + 1).
 ADVISORY_LOCK = 0x6B766C74_00000001
 #: Schema migrations: ``MIGRATIONS[n - 1]`` takes the schema from version ``n - 1`` to ``n``.
@@ -108,6 +183,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " revision bigint NOT NULL CHECK (revision > 0))",
         "ALTER TABLE kvault_rows ALTER COLUMN value SET STORAGE EXTERNAL",
     ),
+    (_COMMIT_FUNCTION,),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _META = (
@@ -117,22 +193,11 @@ _META = (
 )
 
 _GET = "SELECT value, revision FROM kvault_rows WHERE key = $1"
-_REVISION = "SELECT revision FROM kvault_rows WHERE key = $1"
-_UPSERT = (
-    "INSERT INTO kvault_rows AS r (key, value, revision) VALUES ($1, $2, 1)"
-    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = r.revision + 1"
-    " RETURNING revision"
-)
-_INSERT_NEW = (
-    "INSERT INTO kvault_rows (key, value, revision) VALUES ($1, $2, 1)"
-    " ON CONFLICT (key) DO NOTHING RETURNING revision"
-)
-_UPDATE_IF = (
-    "UPDATE kvault_rows SET value = $2, revision = revision + 1"
-    " WHERE key = $1 AND revision = $3 RETURNING revision"
-)
-_DELETE = "DELETE FROM kvault_rows WHERE key = $1"
-_DELETE_IF = "DELETE FROM kvault_rows WHERE key = $1 AND revision = $2 RETURNING revision"
+#: Op kinds in ``kvault_commit``'s ``kinds``.
+_PUT, _DELETE, _DELETE_PREFIX, _CHECK = 1, 2, 3, 4
+#: SQLSTATE ``kvault_commit`` raises when an ``expect`` does not hold.
+_CONFLICT = "KV409"
+_COMMIT = "SELECT kvault_commit($1, $2, $3, $4, $5, $6)"
 _NOTIFY = "SELECT pg_notify($1, $2)"
 
 #: Seconds between probes while the database is away: doubling, with jitter.
@@ -150,6 +215,12 @@ _SESSION = {
     "synchronous_commit": "on",
     "idle_in_transaction_session_timeout": "60000",
 }
+#: ``statement_timeout`` as a share of ``timeout`` (the client's limit).
+_SERVER_SHARE = 0.8
+#: Sessions that commit: every statement is its own ``SERIALIZABLE`` transaction, so a commit
+#: (one ``kvault_commit`` call) needs no ``BEGIN``/``COMMIT`` round trips. Reads keep the
+#: default isolation on a pool of their own (one statement sees one snapshot anyway).
+_WRITER_SESSION = {**_SESSION, "default_transaction_isolation": "serializable"}
 
 #: Errors meaning "the database cannot be reached or used now" (not: the request is wrong).
 _AWAY: tuple[type[BaseException], ...] = (
@@ -213,7 +284,8 @@ class PostgreSQLStorage:
     """The ``postgresql`` storage backend (entry point group ``kvault.storage``).
 
     ``dsn`` is a ``postgresql://`` URL (it may name a ``passfile``, ``sslmode``...); it is
-    never logged nor put in an error message. ``pool_size``: connections per process;
+    never logged nor put in an error message. ``pool_size``: connections per pool (one pool
+    reads, one commits: up to twice this many per process, plus the listener's);
     ``timeout``: the longest any operation may take (seconds), connecting included;
     ``cache_bytes``: rows kept in memory while :meth:`watch` hears every commit
     (:mod:`.row_cache`; 0: none).
@@ -234,7 +306,8 @@ class PostgreSQLStorage:
         self._dsn = dsn
         self.pool_size = pool_size
         self.timeout = timeout
-        self._pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool | None = None  # reads
+        self._writers: asyncpg.Pool | None = None  # commits (:data:`_WRITER_SESSION`)
         self._closed = False
         self._down: str | None = None  # why the database is away, while it is
         self._prober: asyncio.Task[None] | None = None
@@ -302,19 +375,10 @@ class PostgreSQLStorage:
             raise RuntimeError("PostgreSQLStorage cannot be reopened after close(); build anew")
         if self._pool is not None:
             return
-        pool = asyncpg.create_pool(
-            self._dsn,
-            # 0: no background reconnect loop of asyncpg's own (it logs a traceback per try
-            # while the database is away); _probe does that, with back-off.
-            min_size=0,
-            max_size=self.pool_size,
-            timeout=self.timeout,
-            command_timeout=self.timeout,
-            server_settings=_SESSION,
-            reset=_keep_session,
-        )
+        pool, writers = self._new_pool(_SESSION), self._new_pool(_WRITER_SESSION)
         try:
             await pool  # with min_size=0 this connects nothing yet
+            await writers
             try:
                 conn = await pool.acquire(timeout=self.timeout)
             except _AWAY as exc:
@@ -335,8 +399,25 @@ class PostgreSQLStorage:
                     await pool.release(conn, timeout=self.timeout)
         except BaseException:
             await _close_pool(pool)
+            await _close_pool(writers)
             raise
-        self._pool = pool
+        self._pool, self._writers = pool, writers
+
+    def _new_pool(self, session: dict[str, str]) -> asyncpg.Pool:
+        # The server ends a statement before the client gives up on it: a commit the client
+        # timed out on was rolled back, never left to land once its lock wait ends.
+        limit = str(max(1, int(self.timeout * 1000 * _SERVER_SHARE)))
+        return asyncpg.create_pool(
+            self._dsn,
+            # 0: no background reconnect loop of asyncpg's own (it logs a traceback per try
+            # while the database is away); _probe does that, with back-off.
+            min_size=0,
+            max_size=self.pool_size,
+            timeout=self.timeout,
+            command_timeout=self.timeout,
+            server_settings={**session, "statement_timeout": limit},
+            reset=_keep_session,
+        )
 
     async def close(self) -> None:
         """Stop probing and close every connection (idempotent)."""
@@ -350,9 +431,10 @@ class PostgreSQLStorage:
             prober.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await prober
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await _close_pool(pool)
+        pools, self._pool, self._writers = (self._pool, self._writers), None, None
+        for pool in pools:
+            if pool is not None:
+                await _close_pool(pool)
 
     # -- connection health -------------------------------------------------------------------
 
@@ -362,8 +444,8 @@ class PostgreSQLStorage:
         return self._down is None
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[_Conn]:
-        pool = self._pool
+    async def _connection(self, *, write: bool = False) -> AsyncIterator[_Conn]:
+        pool = self._writers if write else self._pool
         if pool is None:
             state = "closed" if self._closed else "not open (call open() first)"
             raise RuntimeError(f"PostgreSQLStorage is {state}")
@@ -416,9 +498,9 @@ class PostgreSQLStorage:
             except _AWAY_OR_REFUSED as exc:
                 self._down = _why(exc)
                 continue
-            pool = self._pool
-            if pool is not None:
-                await pool.expire_connections()  # pooled ones predate the outage
+            for pool in (self._pool, self._writers):
+                if pool is not None:
+                    await pool.expire_connections()  # pooled ones predate the outage
             log.warning("storage database reachable again")
             self._down = None
             self._prober = None
@@ -477,13 +559,23 @@ class PostgreSQLStorage:
         if not ops:
             return {}
         notice = rows_changed(self.origin, ops)
-        # Forgotten before (reads racing the commit are not kept) and after (a row read
-        # meanwhile may be the old one).
+        # Forgotten before (reads racing the commit are not kept), then kept as written: a
+        # secret's next write or read finds its head here. A row read meanwhile may be the
+        # old one, and another replica's notice that came meanwhile may be of a newer one:
+        # when anything was invalidated during the commit, the rows are forgotten instead.
+        cache = self.cache
         self._forget(ops)
+        epoch = cache.epoch
+        written: dict[str, int] | None = None
         try:
-            return await self._commit(ops, notice)
+            written = await self._commit(ops, notice)
+            return written
         finally:
-            self._forget(ops)
+            if written is None or cache.epoch != epoch:
+                self._forget(ops)
+            else:
+                for key, value in _final_values(ops).items():
+                    cache.keep(Row(key, value, written[key]), epoch)
 
     def _forget(self, ops: Sequence[Op]) -> None:
         self.cache.forget(
@@ -494,7 +586,7 @@ class PostgreSQLStorage:
     async def _commit(self, ops: Sequence[Op], notice: str | None) -> dict[str, int]:
         for attempt in range(_SERIAL_ATTEMPTS):
             try:
-                async with self._connection() as conn:
+                async with self._connection(write=True) as conn:
                     return await _transaction(conn, ops, notice)
             except _RETRY:
                 await asyncio.sleep(random.uniform(0, min(_SERIAL_BACKOFF_CAP, 0.001 * 2**attempt)))
@@ -557,21 +649,62 @@ class PostgreSQLStorage:
 
 
 async def _transaction(conn: _Conn, ops: Sequence[Op], notice: str | None) -> dict[str, int]:
-    """``ops`` in one serialisable transaction, with the ``notice`` of them that listeners get
-    when (and only if) it commits. On any failure the first error propagates (a rollback that
-    fails because the connection is gone is moot: the server rolls back)."""
-    transaction = conn.transaction(isolation="serializable")
-    await transaction.start()
+    """``ops`` and the ``notice`` of them that listeners get when (and only if) it commits, in
+    one statement: one round trip, one implicit transaction, ``SERIALIZABLE`` by the writers'
+    session default (:data:`_WRITER_SESSION`)."""
+    kinds: list[int] = []
+    keys: list[bytes] = []
+    vals: list[bytes | None] = []
+    expects: list[int | None] = []
+    for op in ops:
+        if isinstance(op, Put):
+            kinds.append(_PUT)
+            keys.append(_encode(op.key))
+            vals.append(bytes(op.value))
+            expects.append(op.expect)
+        elif isinstance(op, Delete):
+            kinds.append(_DELETE)
+            keys.append(_encode(op.key))
+            vals.append(None)
+            expects.append(op.expect)
+        elif isinstance(op, DeletePrefix):
+            low = _encode(op.prefix)
+            kinds.append(_DELETE_PREFIX)
+            keys.append(low)
+            vals.append(bytes_upper_bound(low))
+            expects.append(None)
+        else:
+            kinds.append(_CHECK)
+            keys.append(_encode(op.key))
+            vals.append(None)
+            expects.append(op.expect)
     try:
-        written = await _apply(conn, ops)
-        if notice is not None:
-            await conn.execute(_NOTIFY, ROWS_CHANNEL, notice)
-    except BaseException:
-        with contextlib.suppress(*_AWAY, pgerr.InterfaceError):
-            await transaction.rollback()
-        raise
-    await transaction.commit()
-    return written
+        revisions = await conn.fetchval(_COMMIT, kinds, keys, vals, expects, ROWS_CHANNEL, notice)
+    except pgerr.PostgresError as exc:
+        if exc.sqlstate != _CONFLICT:
+            raise
+        number, _, current = str(getattr(exc, "detail", "") or "").partition(" ")
+        op = ops[int(number) - 1]
+        if isinstance(op, DeletePrefix):  # never raises KV409
+            raise
+        raise conflict(op.key, op.expect, None if current == "-" else int(current)) from None
+    return {
+        op.key: revision for op, revision in zip(ops, revisions, strict=True) if isinstance(op, Put)
+    }
+
+
+def _final_values(ops: Sequence[Op]) -> dict[str, bytes]:
+    """The rows a commit of ``ops`` leaves written (a later delete undoes an earlier put)."""
+    final: dict[str, bytes] = {}
+    for op in ops:
+        if isinstance(op, Put):
+            final[op.key] = bytes(op.value)
+        elif isinstance(op, Delete):
+            final.pop(op.key, None)
+        elif isinstance(op, DeletePrefix):
+            for key in [k for k in final if k.startswith(op.prefix)]:
+                del final[key]
+    return final
 
 
 def _gone(conn: _Conn) -> bool:
@@ -580,48 +713,6 @@ def _gone(conn: _Conn) -> bool:
         return conn.is_closed()
     except pgerr.InterfaceError:
         return True
-
-
-async def _apply(conn: _Conn, ops: Sequence[Op]) -> dict[str, int]:
-    """The body of :meth:`PostgreSQLStorage.commit`, inside its transaction."""
-    written: dict[str, int] = {}
-    for op in ops:
-        if isinstance(op, Put):
-            key, value = _encode(op.key), bytes(op.value)
-            if op.expect is None:
-                written[op.key] = await conn.fetchval(_UPSERT, key, value)
-                continue
-            if op.expect == ABSENT:
-                revision = await conn.fetchval(_INSERT_NEW, key, value)
-            else:
-                revision = await conn.fetchval(_UPDATE_IF, key, value, op.expect)
-            if revision is None:
-                raise conflict(op.key, op.expect, await conn.fetchval(_REVISION, key))
-            written[op.key] = revision
-        elif isinstance(op, Delete):
-            key = _encode(op.key)
-            if op.expect is None:
-                await conn.execute(_DELETE, key)
-            elif op.expect == ABSENT:
-                current = await conn.fetchval(_REVISION, key)
-                if current is not None:
-                    raise conflict(op.key, op.expect, current)
-            elif await conn.fetchval(_DELETE_IF, key, op.expect) is None:
-                raise conflict(op.key, op.expect, await conn.fetchval(_REVISION, key))
-        elif isinstance(op, DeletePrefix):
-            low = _encode(op.prefix)
-            upper = bytes_upper_bound(low)
-            if upper is None:
-                await conn.execute("DELETE FROM kvault_rows WHERE key >= $1", low)
-            else:
-                await conn.execute(
-                    "DELETE FROM kvault_rows WHERE key >= $1 AND key < $2", low, upper
-                )
-        else:
-            current = await conn.fetchval(_REVISION, _encode(op.key))
-            if not holds(op.expect, current):
-                raise conflict(op.key, op.expect, current)
-    return written
 
 
 async def _migrate(conn: _Conn) -> None:

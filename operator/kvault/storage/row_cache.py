@@ -3,7 +3,8 @@
 A point read from PostgreSQL is a network round trip; a secret GET makes two (head and
 version). A replica that hears every other replica's commits (:mod:`.pg_listen`) can keep
 what it read, as ciphertext, and forget a row when a commit touches it: its own commits
-synchronously, the others' when their notice arrives (within a millisecond on one host).
+synchronously (keeping what they wrote once they return), the others' when their notice
+arrives (within a millisecond on one host).
 While the listening connection is down nothing is served from memory, and it starts empty
 again once listening resumes.
 

@@ -10,6 +10,8 @@ Two things travel through the store's notices (:mod:`kvault.storage.notices`):
   nothing.
 * **Changes** (the vault's change feed, announced after each operation): republished on this
   replica's feed, so the Lease holder's controller projects a write served by any replica.
+  The changes of operations that finish together travel in one notice (a notice is a round
+  trip to the database; under load most operations then share one).
 
 When the listening connection was lost, notices may have been missed: every cache is
 dropped and a vault-wide change is published for every vault, so the leader resyncs them.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 from kvault.barrier import rows
@@ -33,20 +35,48 @@ log = logging.getLogger(__name__)
 
 #: The operation of the vault-wide change published after notices may have been missed.
 RESYNC = "ReplicaResync"
+#: Bytes of changes per notice (PostgreSQL refuses a payload of 8,000 bytes or more).
+NOTE_BYTES = 6000
 
 
-def encode_change(change: Change) -> str:
-    return json.dumps(
-        [change.vault, change.operation, change.item, change.version], separators=(",", ":")
-    )
+def _fields(change: Change) -> list[str]:
+    return [change.vault, change.operation, change.item, change.version]
 
 
-def decode_change(note: str) -> Change | None:
+def encode_changes(changes: Sequence[Change]) -> Iterator[str]:
+    """Notes of at most :data:`NOTE_BYTES` each: one change as ``[vault, operation, item,
+    version]`` (as replicas before batching sent and read it), several as a list of those."""
+    if len(changes) == 1:
+        yield json.dumps(_fields(changes[0]), separators=(",", ":"))
+        return
+    parts: list[str] = []
+    size = 0
+    for change in changes:
+        part = json.dumps(_fields(change), separators=(",", ":"))
+        if parts and size + len(part) + 1 > NOTE_BYTES:
+            yield f"[{','.join(parts)}]"
+            parts, size = [], 0
+        parts.append(part)
+        size += len(part) + 1
+    if parts:
+        yield f"[{','.join(parts)}]"
+
+
+def decode_changes(note: str) -> list[Change]:
+    """The changes of a note (nothing for one that is not ours)."""
     try:
-        vault, operation, item, version = json.loads(note)
-    except (ValueError, TypeError):
-        return None
-    return Change(str(vault), str(operation), str(item), str(version), remote=True)
+        doc = json.loads(note)
+    except ValueError:
+        return []
+    if not isinstance(doc, list):
+        return []
+    entries = [doc] if doc and not isinstance(doc[0], list) else doc
+    out = []
+    for entry in entries:
+        if isinstance(entry, list) and len(entry) == 4:
+            vault, operation, item, version = map(str, entry)
+            out.append(Change(vault, operation, item, version, remote=True))
+    return out
 
 
 class Replicas:
@@ -64,6 +94,7 @@ class Replicas:
         self._barrier = barrier
         self._vault_names = vault_names
         self._sending: set[asyncio.Task[None]] = set()
+        self._pending: list[Change] = []  # to announce; a task sending is under way
 
     async def start(self) -> None:
         await self._store.watch(Watcher(self.rows_changed, self.note, self.reset))
@@ -87,8 +118,7 @@ class Replicas:
             self._forget_all()
 
     def note(self, note: str) -> None:
-        change = decode_change(note)
-        if change is not None:
+        for change in decode_changes(note):
             self._core.changes.publish(change)
 
     def reset(self) -> None:
@@ -109,8 +139,24 @@ class Replicas:
             self._core.changes.publish(Change(name, RESYNC, remote=True))
 
     def _announce(self, change: Change) -> None:
-        if not change.remote:
-            self._spawn(self._store.announce(encode_change(change)))
+        if change.remote:
+            return
+        if not self._pending:
+            self._spawn(self._send())
+        self._pending.append(change)
+
+    async def _send(self) -> None:
+        """Announce what is pending (from the next loop turn: the changes of this one go
+        together), then what piled up while that was sent, until nothing is left."""
+        try:
+            await asyncio.sleep(0)
+            while self._pending:
+                batch = self._pending[:]
+                for note in encode_changes(batch):
+                    await self._store.announce(note)
+                del self._pending[: len(batch)]
+        finally:
+            self._pending.clear()  # cancelled (shutting down): the next change starts afresh
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

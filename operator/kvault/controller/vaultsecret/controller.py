@@ -1,7 +1,8 @@
-"""The ``VaultSecret`` controller. VaultSecrets are many: level-based watch events feed an
-in-memory store and a work queue (notes kopf-and-hsm §1.5), so kopf writes no progress or
-diff-base annotations on them; we keep our own finalizer. Managed Secrets are watched too,
-so an edited or deleted one is restored at once."""
+"""The ``VaultSecret`` controller. VaultSecrets are many: level-based watch events (from
+:mod:`kvault.kube.informer`, not kopf) feed an in-memory store and a work queue (notes
+kopf-and-hsm §1.5), so nothing writes progress or diff-base annotations on them; we keep our
+own finalizer. Managed Secrets are watched too, so an edited or deleted one is restored at
+once."""
 
 from __future__ import annotations
 
