@@ -69,18 +69,19 @@ class Informer:
         #: (namespace, name) -> the metadata kept of each object listed or watched.
         self.known: dict[tuple[str, str], dict[str, Any]] = {}
         self.lists = 0  # how often it listed (the first time, and after each 410)
+        #: The resourceVersion of the last event delivered (a watch resumes from it).
+        self.version: str | None = None
 
     async def run(self) -> None:
         delay = BACKOFF[0]
-        version: str | None = None
         while True:
             try:
-                if version is None:
-                    version = await self._list()
-                version = await self._watch(version)
+                if self.version is None:
+                    self.version = await self._list()
+                await self._watch(self.version)
                 delay = BACKOFF[0]
             except _Expired:
-                version = None
+                self.version = None
             except (KvaultError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 why = str(exc) if isinstance(exc, ApiError) else type(exc).__name__
                 log.warning("watch of %s failed (%s); again in %.1f s", self.path, why, delay)
@@ -121,8 +122,9 @@ class Informer:
         self.lists += 1
         return str(meta.get("resourceVersion", ""))
 
-    async def _watch(self, version: str) -> str:
-        """Events from ``version`` until the server ends the watch; the last version seen."""
+    async def _watch(self, version: str) -> None:
+        """Events from ``version`` until the server ends the watch (:attr:`version` follows
+        them, so a watch cut off is resumed after the last event delivered)."""
         params = self._params(
             watch="1",
             resourceVersion=version,
@@ -136,15 +138,15 @@ class Informer:
                 if obj.get("code") == 410:
                     raise _Expired()
                 raise ApiError(int(obj.get("code") or 500), obj.get("reason", ""), "watch error")
-            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-            if kind == "BOOKMARK" or not self._accepted(obj):
-                continue
-            if kind == "DELETED":
-                self.known.pop(_key(obj), None)
-            else:
-                self._keep(obj)
-            self._deliver(kind, obj)
-        return version
+            seen = (obj.get("metadata") or {}).get("resourceVersion")
+            if kind != "BOOKMARK" and self._accepted(obj):
+                if kind == "DELETED":
+                    self.known.pop(_key(obj), None)
+                else:
+                    self._keep(obj)
+                self._deliver(kind, obj)
+            if seen:
+                self.version = str(seen)
 
     async def _stream(self, params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
         """The watch's events, one JSON object per line (lines of any length)."""
