@@ -395,14 +395,29 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     n = big["n"]
     kv, best = big["kvault"], big["eso_best"]
     ratio = kv["per_s"] / best["per_s"]
+    crashes = best.get("crashes", 0)
     out.append(
         {
             "goal": f"cold reconcile at N={n}: kvault >= {GOAL_COLD_RATIO:g}x ESO at its best",
             "ratio": round(ratio, 3),
             "met": ratio >= GOAL_COLD_RATIO,
-            "detail": f"{kv['per_s']} vs {best['per_s']} objects/s",
+            "detail": f"{kv['per_s']} vs {best['per_s']} objects/s"
+            + (f"; ESO crashed and was restarted {crashes} times meanwhile" if crashes else ""),
         }
     )
+    clean = [c for c in report["cold"] if not c["eso_best"].get("crashes")]
+    if crashes and clean:  # the same comparison where ESO's best setting did not crash
+        c = max(clean, key=lambda c: c["n"])
+        ratio = c["kvault"]["per_s"] / c["eso_best"]["per_s"]
+        out.append(
+            {
+                "goal": f"cold reconcile at N={c['n']} (the largest N where ESO at its best "
+                "ran without crashing): kvault >= 1x ESO",
+                "ratio": round(ratio, 3),
+                "met": ratio >= GOAL_COLD_RATIO,
+                "detail": f"{c['kvault']['per_s']} vs {c['eso_best']['per_s']} objects/s",
+            }
+        )
     steady = report.get("steady") or {}
     if steady:
         p99 = steady["kvault"]["p99_ms"]
@@ -588,6 +603,16 @@ def doc_table(report: dict[str, Any]) -> dict[str, Any]:
             ("apiserver requests/object for it", "requests_per_object"),
         ):
             rows.append([label, c["n"], kv[key], d[key], b[key], ratio(kv[key], b[key])])
+        rows.append(
+            [
+                "operator crashed (restarted at once) during it",
+                c["n"],
+                kv.get("crashes", 0),
+                d.get("crashes", 0),
+                b.get("crashes", 0),
+                "-",
+            ]
+        )
     steady = report.get("steady")
     if steady:
         kv, b = steady["kvault"], steady["eso_best"]
