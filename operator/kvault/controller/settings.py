@@ -56,7 +56,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.peering.standalone = True  # one active controller comes from our Lease
     settings.watching.chunk_size = 500
     settings.queueing.worker_limit = None  # kopf#1243: keep unlimited with indexes
-    # kopf keeps one worker (task, queue, last event) per object until it idles this long:
-    # at a cold start of 10,000 objects the default 5 s held thousands of them at once.
+    # kopf keeps one worker (task, queue, last event) per object until it idles this long
+    # (it handled the VaultSecrets too, before they moved to kube/informer.py: at a cold start
+    # of 10,000 the default 5 s held thousands of workers at once). Now it runs the Vaults.
     settings.queueing.idle_timeout = 1.0
     settings.networking.request_timeout = 60

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from kvault.errors import IntegrityError
+from kvault.jsonbytes import sorted_ascii
 from kvault.vault.model import RoleAssignment, VaultInfo
 
 
@@ -16,13 +17,9 @@ def dump(doc: dict[str, Any]) -> bytes:
     """Sorted keys, no spaces, ASCII only: json's spelling. orjson writes the same bytes
     several times faster when its output is plain ASCII without DEL (json escapes both), which
     it is for nearly every record (a write's records are encoded on its hot path)."""
-    try:
-        out: bytes = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer beyond 64 bits, a key that is not a string
-        pass
-    else:
-        if out.isascii() and b"\x7f" not in out:
-            return out
+    fast = sorted_ascii(doc)  # records hold no floats
+    if fast is not None:
+        return fast
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
 
