@@ -45,12 +45,18 @@ _SERVER = (
 
 
 def _start_server(
-    data_dir: Path, *extra: str, env: dict[str, str] | None = None
+    data_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    checkout: Path | None = None,
 ) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """``kvault server --dev`` on ``data_dir`` (``env``: added to ours), once it listens."""
+    """``kvault server --dev`` on ``data_dir`` (``env``: added to ours), once it listens;
+    ``checkout``: the server of another checkout (its ``operator/`` first on the path)."""
+    if checkout is not None:
+        env = {**(env or {}), "PYTHONPATH": str(checkout / "operator")}
     proc = subprocess.Popen(
         [*_SERVER, "--data-dir", str(data_dir), *extra],
-        cwd=ROOT,
+        cwd=checkout or ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -65,7 +71,19 @@ def _start_server(
         if len(announced) == 3:
             return proc, announced
     proc.wait()
-    raise RuntimeError("kvault server --dev exited before printing its endpoint")
+    raise RuntimeError(
+        f"kvault server --dev of {checkout or ROOT} exited before printing its endpoint"
+    )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Terminate a server started by :func:`_start_server`, killed if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 #: In a URL, replaced by a counter modulo :data:`ROTATE` on each request: a SET arm writes
@@ -364,8 +382,7 @@ async def run(seconds: float, storage: str = "sqlite") -> dict[str, Any]:
             noop = _measure(f"{base}/healthz/noop", env, duration)
             get = _measure(f"{base}/secrets/bench/?api-version=7.5", env, duration)
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            _stop(proc)
     return {
         "transport": "HTTPS keep-alive, loopback",
         "connections": CONNECTIONS,
@@ -395,12 +412,7 @@ def _serving(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> 
         url = f"{announced['KVAULT_ENDPOINT']}/secrets/bench/?{_API}"
         yield Arm(proc.pid, announced, url)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def _set_arm(get: Arm) -> Arm:

@@ -116,8 +116,7 @@ async def _rest(seconds: float) -> dict[str, Any]:
                 result["issued_per_s"] = round(versions / (done - start), 1)
                 out[kind] = result
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            api._stop(proc)
     return out
 
 

@@ -33,11 +33,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.api import CONNECTIONS, ROOT, Arm, _seed, interleaved, ratio, summary
+from bench.api import (
+    CONNECTIONS,
+    ROOT,
+    Arm,
+    _seed,
+    _start_server,
+    _stop,
+    interleaved,
+    ratio,
+    summary,
+)
 
 _API = "api-version=7.5"
 #: Unthrottled, as in bench.api: the benchmark measures the server, not its rate limits.
-_FLAGS = ("--port", "0", "--vault-rate-limit", "0", "--principal-rate-limit", "0")
 GOAL_RATIO = 0.6
 GOAL_REQ_PER_S = 4000.0
 
@@ -141,43 +150,11 @@ def _server(
     checkout: Path, data_dir: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """``kvault server --dev`` of ``checkout`` (its ``operator/`` first on the path)."""
-    env = {**os.environ, **(extra_env or {}), "PYTHONPATH": str(checkout / "operator")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kvault.cli.main",
-            "server",
-            "--dev",
-            *_FLAGS,
-            "--data-dir",
-            str(data_dir),
-        ],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc, announced = _start_server(data_dir, env=extra_env, checkout=checkout)
     try:
-        assert proc.stdout is not None
-        announced: dict[str, str] = {}
-        for line in proc.stdout:
-            key, sep, value = line.strip().partition("=")
-            if sep and key.startswith("KVAULT_"):
-                announced[key] = value
-            if len(announced) == 3:
-                break
-        else:
-            raise RuntimeError(f"the server of {checkout} exited before announcing itself")
         yield proc.pid, announced
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def _commit(checkout: Path) -> str:

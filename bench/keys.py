@@ -95,8 +95,7 @@ def _server(data_dir: Path, *extra: str) -> Iterator[tuple[int, dict[str, str]]]
     try:
         yield proc.pid, env
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        api._stop(proc)
 
 
 async def _arms(plugin: str, pid: int, env: dict[str, str]) -> dict[str, api.Arm]:

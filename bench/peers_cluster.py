@@ -77,6 +77,18 @@ def proc_stats(pid: int) -> dict[str, float]:
     }
 
 
+def cold_figures(n: int, elapsed: float, stats: dict[str, float], requests: int) -> dict[str, Any]:
+    """The figures of a cold reconcile of ``n`` objects, alike for every operator."""
+    return {
+        "reconcile_s": round(elapsed, 2),
+        "per_s": round(n / elapsed, 1),
+        "operator_rss_mb": stats["rss_mb"],
+        "operator_cpu_s": stats["cpu_s"],
+        "cpu_ms_per_object": round(stats["cpu_s"] * 1000 / n, 2),
+        "requests_per_object": round(requests / n, 2),
+    }
+
+
 # --- Secrets seen through a watch -------------------------------------------------------------
 
 

@@ -30,7 +30,13 @@ from typing import Any
 from kubernetes import client
 
 from bench.peers_apiserver import Identity, RequestKey, scrape
-from bench.peers_cluster import SecretFollower, custom_api, free_port, proc_stats
+from bench.peers_cluster import (
+    SecretFollower,
+    cold_figures,
+    custom_api,
+    free_port,
+    proc_stats,
+)
 from e2e import kube, peers
 from e2e.crds import apply_crds
 from e2e.fixtures import Cluster
@@ -289,12 +295,7 @@ def cold(
     n = len(keys)
     return {
         "setting": sup.setting.describe(),
-        "reconcile_s": round(elapsed, 2),
-        "per_s": round(n / elapsed, 1),
-        "operator_rss_mb": stats["rss_mb"],
-        "operator_cpu_s": stats["cpu_s"],
-        "cpu_ms_per_object": round(stats["cpu_s"] * 1000 / n, 2),
-        "requests_per_object": round(requests / n, 2),
+        **cold_figures(n, elapsed, stats, requests),
         "client_requests_per_object": round(eso.client_requests() / n, 2),
         "crashes": len(sup.crashes),
         "crash_reasons": sorted(set(sup.crashes)),

@@ -67,6 +67,7 @@ from bench.peers_apiserver import (
 )
 from bench.peers_cluster import (
     SecretFollower,
+    cold_figures,
     create_many,
     custom_api,
     delete_namespaces,
@@ -245,12 +246,7 @@ def kvault_size(run: Run, n: int, steady: bool) -> dict[str, Any]:
                     "setting": "kvault operator " + " ".join(KVAULT_EXTRA),
                     "write_items_s": round(written, 1),
                     "create_objects_s": round(created, 1),
-                    "reconcile_s": round(elapsed, 2),
-                    "per_s": round(n / elapsed, 1),
-                    "operator_rss_mb": stats["rss_mb"],
-                    "operator_cpu_s": stats["cpu_s"],
-                    "cpu_ms_per_object": round(stats["cpu_s"] * 1000 / n, 2),
-                    "requests_per_object": round(requests / n, 2),
+                    **cold_figures(n, elapsed, stats, requests),
                 }
                 _log(f"kvault N={n}: cold {out['cold']}")
                 if steady:
