@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from e2e.crds import apply_crds
 from e2e.fixtures import Cluster
+from kvault.controller.settings import VAULTSECRETS
 from kvault.kube import informer as informer_module
 from kvault.kube.client import KubeClient, load_config
 from kvault.kube.informer import Informer
@@ -25,10 +27,8 @@ async def _until(check: Callable[[], bool], what: str, within: float = 30) -> No
         await asyncio.sleep(0.05)
 
 
-def _configmap(name: str, value: str, owner: str = "") -> dict[str, Any]:
+def _configmap(name: str, value: str) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": {"bench": "informer"}}
-    if owner:
-        meta["annotations"] = {"owner": owner, "noise": "x" * 100}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"v": value}}
 
 
@@ -75,23 +75,45 @@ async def test_list_then_watch_delivers_every_event(
             await asyncio.gather(task, return_exceptions=True)
 
 
+def _vaultsecret(name: str, owner: str) -> dict[str, Any]:
+    return {
+        "apiVersion": VAULTSECRETS.api_version,
+        "kind": "VaultSecret",
+        "metadata": {
+            "name": name,
+            "labels": {"bench": "informer"},
+            "annotations": {"owner": owner, "noise": "x" * 100},
+        },
+        "spec": {
+            "vaultRef": {"name": "v"},
+            "data": [{"secretKey": "k", "remoteRef": {"name": "s"}}],
+        },
+    }
+
+
 async def test_a_deletion_while_not_watching_is_delivered_after_the_relist(
-    kube_cluster: Cluster, namespace: str
+    kube_cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A watch from a version the server no longer has ends in 410: the informer lists again
-    and delivers DELETED (with the annotations it keeps) for what went meanwhile."""
+    and delivers DELETED (with the annotations it keeps) for what went meanwhile.
+
+    VaultSecrets, not ConfigMaps: the API server's cache of a custom resource starts when its
+    CRD does, so version 1 is older than anything it keeps. On a cluster started moments ago
+    the cache of ConfigMaps still reaches back to version 1 and would answer."""
+    apply_crds(kube_cluster.api)
+    monkeypatch.setattr(informer_module, "WATCH_SECONDS", 10)  # a watch kept open fails soon
     async with KubeClient(load_config(kube_cluster.kubeconfig)) as kube:
-        path = CONFIGMAPS.path(namespace)
+        path = VAULTSECRETS.path(namespace)
         for name in ("stays", "goes"):
-            await kube.post(path, _configmap(name, "0", owner=f"vs-{name}"))
+            await kube.post(path, _vaultsecret(name, owner=f"vs-{name}"))
         seen = Seen()
         informer = Informer(
             kube, path, seen, label_selector="bench=informer", annotations=("owner",)
         )
         version = await informer._list()
-        await kube.delete(CONFIGMAPS.path(namespace, "goes"))
+        await kube.delete(VAULTSECRETS.path(namespace, "goes"))
         with pytest.raises(informer_module._Expired):
-            await informer._watch("1")  # far older than anything the server keeps
+            await informer._watch("1")
         await informer._list()
         gone = [o for t, n, o in seen.events if t == "DELETED" and n == "goes"]
         assert gone and gone[0]["metadata"]["annotations"] == {"owner": "vs-goes"}
