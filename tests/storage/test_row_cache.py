@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
 
+from kvault.storage import row_cache
 from kvault.storage.base import Delete, Op, Put, Row
 from kvault.storage.notices import Watcher
 from kvault.storage.postgresql import LISTENER_APPLICATION, PostgreSQLStorage
@@ -26,6 +27,52 @@ def test_a_read_racing_an_invalidation_is_not_kept() -> None:
     assert cache.get("k") is None
     cache.keep(Row("k", b"new", 2), cache.epoch)
     assert cache.get("k") == Row("k", b"new", 2)
+
+
+def test_invalidations_of_other_rows_do_not_stop_a_row_being_kept() -> None:
+    """Under load other commits run while a read or commit is under way: only a change of
+    its own row stops it being kept."""
+    cache = RowCache()
+    cache.resume()
+    epoch = cache.epoch
+    cache.forget(["a", "b"])
+    cache.put(Row("c", b"c1", 1), cache.epoch)
+    assert cache.keep(Row("k", b"v", 1), epoch)
+    assert cache.get("k") == Row("k", b"v", 1)
+
+
+def test_a_read_older_than_a_commit_never_replaces_what_it_wrote() -> None:
+    cache = RowCache()
+    cache.resume()
+    read_started = cache.epoch  # a read of k begins; it will see the old row
+    commit_started = cache.epoch
+    cache.put(Row("k", b"new", 2), commit_started)
+    assert not cache.keep(Row("k", b"old", 1), read_started)
+    assert cache.get("k") == Row("k", b"new", 2)
+
+
+def test_a_commit_that_raced_a_change_of_its_row_keeps_nothing() -> None:
+    cache = RowCache()
+    cache.resume()
+    commit_started = cache.epoch
+    cache.forget(["k"])  # another replica's commit of k heard meanwhile
+    cache.put(Row("k", b"mine", 2), commit_started)
+    assert cache.get("k") is None
+
+
+def test_when_marks_are_dropped_for_the_bound_only_more_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(row_cache, "MARKS", 3)
+    cache = RowCache()
+    cache.resume()
+    epoch = cache.epoch
+    cache.forget(["k"])
+    cache.forget(["a", "b", "c"])  # k's mark is dropped: the floor rises past it
+    assert not cache.keep(Row("k", b"old", 1), epoch)
+    assert not cache.keep(Row("z", b"z", 1), epoch)  # conservative: read before the floor
+    assert cache.keep(Row("z", b"z", 1), cache.epoch)
+    assert cache.keep(Row("k", b"new", 2), cache.epoch)
 
 
 def test_nothing_is_kept_while_suspended_and_the_bound_holds() -> None:
@@ -103,31 +150,69 @@ async def test_own_commits_are_read_back_at_once(stores: tuple[PostgreSQLStorage
     assert await a.get("gone") is None  # put, then deleted in the same commit: not kept
 
 
-async def test_a_commit_that_raced_a_notice_keeps_nothing(
+async def test_a_commit_that_raced_a_notice_of_its_row_keeps_nothing(
     stores: tuple[PostgreSQLStorage, ...],
 ) -> None:
-    """Another replica's notice arriving while our commit runs may be of a newer row: what
-    the commit wrote is forgotten, not kept."""
+    """Another replica's notice of the same row, arriving while our commit runs, may be of a
+    newer row: what the commit wrote is forgotten, not kept. A notice of other rows does not
+    matter."""
     a, b = stores
     commit = a._commit
 
     async def slow(ops: Sequence[Op], notice: str | None) -> dict[str, int]:
         written = await commit(ops, notice)
-        epoch = a.cache.epoch
-        await b.commit([Put("other", b"x")])
+        for key in ("other", "k"):
+            epoch = a.cache.epoch
+            await b.commit([Put(key, b"theirs")])
 
-        async def heard() -> bool:
-            return a.cache.epoch > epoch
+            async def heard(since: int = epoch) -> bool:
+                return a.cache.epoch > since
 
-        await _until(heard, "b's notice heard")
+            await _until(heard, f"b's notice of {key} heard")
         return written
 
     a._commit = slow  # type: ignore[method-assign]
-    await a.commit([Put("k", b"one")])
-    assert len(a.cache) == 0
+    await a.commit([Put("k", b"one"), Put("mine", b"m")])
+    a._commit = commit  # type: ignore[method-assign]
+    assert a.cache.get("k") is None
+    assert a.cache.get("mine") == Row("mine", b"m", 1)
     hits = a.cache.hits
-    assert await a.get("k") == Row("k", b"one", 1)
+    assert await a.get("k") == Row("k", b"theirs", 2)
     assert a.cache.hits == hits  # read from the database
+
+
+async def test_a_row_read_while_its_delete_commits_is_not_served_after(
+    stores: tuple[PostgreSQLStorage, ...],
+) -> None:
+    """A read that finishes while a delete of its row is in flight keeps the old row; the
+    delete, once committed, forgets it again."""
+    a, _ = stores
+    await a.commit([Put("k", b"one")])
+    commit = a._commit
+
+    async def read_first(ops: Sequence[Op], notice: str | None) -> dict[str, int]:
+        assert await a.get("k") == Row("k", b"one", 1)  # before the delete lands
+        return await commit(ops, notice)
+
+    a._commit = read_first  # type: ignore[method-assign]
+    await a.commit([Delete("k")])
+    a._commit = commit  # type: ignore[method-assign]
+    assert await a.get("k") is None
+
+
+async def test_own_commits_are_kept_while_many_others_run(
+    stores: tuple[PostgreSQLStorage, ...],
+) -> None:
+    """32 writers at once, each of its own row (a SET load): the next read of every row is
+    served from memory, at the revision its commit gave it."""
+    a, _ = stores
+    keys = [f"k{i}" for i in range(32)]
+    await asyncio.gather(*(a.commit([Put(k, b"one")]) for k in keys))
+    await asyncio.gather(*(a.commit([Put(k, b"two", expect=1)]) for k in keys))
+    hits = a.cache.hits
+    for key in keys:
+        assert await a.get(key) == Row(key, b"two", 2)
+    assert a.cache.hits == hits + len(keys)
 
 
 async def test_a_lost_listening_connection_stops_serving_from_memory(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,38 @@ async def test_a_new_version_and_a_vault_change_show_in_the_next_read(kv: Kvault
     await kv.secrets.delete("v1", "s")
     with pytest.raises(NotFound):
         await kv.secrets.get("v1", "s")
+
+
+async def test_a_write_remembers_the_head_it_wrote_exactly_as_a_read_decodes_it(
+    kv: Kvault,
+) -> None:
+    """A commit puts the head rows it wrote into the heads memo (the next SET reads that head):
+    what it puts must equal what decoding the stored row gives, for every kind and every
+    write that replaces a head (new version, metadata update, a certificate's managed items)."""
+    await kv.secrets.set("v1", "s", "value", tags={"t": "1"}, content_type="text/plain")
+    await kv.keys.create("v1", "k", "EC", crv="P-256", key_ops=["sign", "verify"])
+    await kv.keys.update("v1", "k", "", enabled=False, tags={"u": "2"})
+    policy = {
+        "key_props": {"kty": "EC", "crv": "P-256", "exportable": True},
+        "secret_props": {"contentType": "application/x-pem-file"},
+        "x509_props": {"subject": "CN=web.example", "validity_months": 12},
+        "issuer": {"name": "Self"},
+    }
+    await kv.certificates.create("v1", "c", policy, tags={"c": "3"})
+    vault = await kv.vaults.get("v1")
+    engines: list[tuple[Any, str]] = [
+        (kv.secrets, "s"),
+        (kv.keys, "k"),
+        (kv.certificates, "c"),
+        (kv.keys, "c"),
+        (kv.secrets, "c"),
+    ]
+    for engine, name in engines:
+        key, ctx = engine.kind.layout.head_row(vault.id, name)
+        row = await kv.storage.get(key)
+        assert row is not None
+        remembered = engine._heads.get(key, row.value)
+        assert remembered is not None, f"{engine.kind.name} {name}: head not remembered"
+        found = await kv.core.read(key, ctx)
+        assert found is not None
+        assert remembered == engine._codec.decode_head(found[1]), f"{engine.kind.name} {name}"

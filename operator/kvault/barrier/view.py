@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kvault.barrier import envelope
 from kvault.barrier.context import Context
@@ -49,14 +49,29 @@ class Txn:
     """Operations to commit at once; ``expect`` is the revision a row must have
     (:data:`ABSENT`: must not exist; ``None``: unconditional)."""
 
-    __slots__ = ("_barrier", "ops")
+    __slots__ = ("_barrier", "known", "ops")
 
     def __init__(self, barrier: Barrier) -> None:
         self._barrier = barrier
         self.ops: list[Op] = []
+        #: ``(memo, key, sealed, decoded)`` to remember once the commit lands.
+        self.known: list[tuple[Memo[Any], str, bytes, Any]] = []
 
-    async def put(self, key: str, ctx: Context, plaintext: bytes, expect: int | None) -> None:
-        self.ops.append(Put(key, await self._barrier.seal(ctx, plaintext), expect))
+    async def put(
+        self,
+        key: str,
+        ctx: Context,
+        plaintext: bytes,
+        expect: int | None,
+        *,
+        known: tuple[Memo[T], T] | None = None,
+    ) -> None:
+        """``known``: a memo and what ``plaintext`` decodes to, so the row's next read (a
+        SET reads the head the last one wrote) need not open and decode it again."""
+        sealed = await self._barrier.seal(ctx, plaintext)
+        self.ops.append(Put(key, sealed, expect))
+        if known is not None:
+            self.known.append((known[0], key, sealed, known[1]))
 
     def delete(self, key: str, expect: int | None = None) -> None:
         self.ops.append(Delete(key, expect))
@@ -171,3 +186,5 @@ class SealedView:
         if self.before_commit is not None:
             await self.before_commit()
         await self._storage.commit(txn.ops)
+        for memo, key, sealed, decoded in txn.known:
+            memo.put(key, sealed, decoded)

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from kvault.storage.notices import Watcher, parse_note, parse_rows_changed
+from kvault.storage.notices import Watcher, origin_prefix, parse_note, parse_rows_changed
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class Listener:
         self._connect = connect
         self._on_lost = lost
         self._origin = origin
+        self._own = origin_prefix(origin)
         self._watcher = watcher
         self._timeout = timeout
         self._conn: asyncpg.Connection[Any] | None = None
@@ -121,11 +122,17 @@ class Listener:
         self._lost.set()
 
     def _on_rows(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        notice = parse_rows_changed(str(payload))
+        text = str(payload)
+        if text.startswith(self._own):
+            return
+        notice = parse_rows_changed(text)
         if notice.origin != self._origin:
             self._watcher.rows(notice)
 
     def _on_note(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        parsed = parse_note(str(payload))
+        text = str(payload)
+        if text.startswith(self._own):
+            return
+        parsed = parse_note(text)
         if parsed is not None and parsed[0] != self._origin:
             self._watcher.note(parsed[1])

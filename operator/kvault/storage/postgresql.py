@@ -61,11 +61,10 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self, TypeAlias
+from typing import Any, Self
 
 import asyncpg
 import asyncpg.exceptions as pgerr
-from asyncpg.pool import PoolConnectionProxy
 
 from kvault.errors import ConfigError, StorageConflict, Unavailable
 from kvault.storage.base import (
@@ -79,6 +78,7 @@ from kvault.storage.base import (
 )
 from kvault.storage.notices import RowsChanged, Watcher, note_payload, rows_changed
 from kvault.storage.pg_listen import NOTES_CHANNEL, ROWS_CHANNEL, Listener
+from kvault.storage.pg_pool import Connection, Pool
 from kvault.storage.row_cache import DEFAULT_MAX_BYTES, RowCache
 
 __all__ = [
@@ -92,9 +92,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: A connection lent by the pool.
-_Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 #: One commit in one statement (one round trip): the ops as parallel arrays, applied in order;
 #: then the notice. ``kinds``: 1 put, 2 delete, 3 delete prefix (``vals[i]``: the upper bound,
@@ -306,8 +303,8 @@ class PostgreSQLStorage:
         self._dsn = dsn
         self.pool_size = pool_size
         self.timeout = timeout
-        self._pool: asyncpg.Pool | None = None  # reads
-        self._writers: asyncpg.Pool | None = None  # commits (:data:`_WRITER_SESSION`)
+        self._pool: Pool | None = None  # reads
+        self._writers: Pool | None = None  # commits (:data:`_WRITER_SESSION`)
         self._closed = False
         self._down: str | None = None  # why the database is away, while it is
         self._prober: asyncio.Task[None] | None = None
@@ -377,47 +374,46 @@ class PostgreSQLStorage:
             return
         pool, writers = self._new_pool(_SESSION), self._new_pool(_WRITER_SESSION)
         try:
-            await pool  # with min_size=0 this connects nothing yet
-            await writers
             try:
-                conn = await pool.acquire(timeout=self.timeout)
+                conn = await pool.acquire()
             except _AWAY as exc:
                 raise Unavailable(f"the storage database cannot be reached: {_why(exc)}") from None
             except pgerr.PostgresError as exc:
                 raise ConfigError(f"the storage database refused kvault: {_why(exc)}") from None
+            broken = True
             try:
                 await _migrate(conn)
                 if await conn.fetchval("SHOW fsync") != "on":
                     log.warning("the storage database runs with fsync=off: a crash of its "
                                 "machine can lose acknowledged writes")  # fmt: skip
+                broken = False
             except _AWAY as exc:
                 raise Unavailable(f"the storage database went away: {_why(exc)}") from None
             except pgerr.PostgresError as exc:
                 raise ConfigError(f"cannot set up the storage schema: {_why(exc)}") from None
             finally:
-                with contextlib.suppress(Exception):
-                    await pool.release(conn, timeout=self.timeout)
+                pool.release(conn, broken=broken)
         except BaseException:
-            await _close_pool(pool)
-            await _close_pool(writers)
+            await pool.close()
+            await writers.close()
             raise
         self._pool, self._writers = pool, writers
 
-    def _new_pool(self, session: dict[str, str]) -> asyncpg.Pool:
+    def _new_pool(self, session: dict[str, str]) -> Pool:
         # The server ends a statement before the client gives up on it: a commit the client
         # timed out on was rolled back, never left to land once its lock wait ends.
         limit = str(max(1, int(self.timeout * 1000 * _SERVER_SHARE)))
-        return asyncpg.create_pool(
-            self._dsn,
-            # 0: no background reconnect loop of asyncpg's own (it logs a traceback per try
-            # while the database is away); _probe does that, with back-off.
-            min_size=0,
-            max_size=self.pool_size,
-            timeout=self.timeout,
-            command_timeout=self.timeout,
-            server_settings={**session, "statement_timeout": limit},
-            reset=_keep_session,
-        )
+        settings = {**session, "statement_timeout": limit}
+
+        async def connect() -> Connection:
+            return await asyncpg.connect(
+                self._dsn,
+                timeout=self.timeout,
+                command_timeout=self.timeout,
+                server_settings=settings,
+            )
+
+        return Pool(connect, self.pool_size, self.timeout)
 
     async def close(self) -> None:
         """Stop probing and close every connection (idempotent)."""
@@ -434,7 +430,7 @@ class PostgreSQLStorage:
         pools, self._pool, self._writers = (self._pool, self._writers), None, None
         for pool in pools:
             if pool is not None:
-                await _close_pool(pool)
+                await pool.close()
 
     # -- connection health -------------------------------------------------------------------
 
@@ -444,7 +440,7 @@ class PostgreSQLStorage:
         return self._down is None
 
     @contextlib.asynccontextmanager
-    async def _connection(self, *, write: bool = False) -> AsyncIterator[_Conn]:
+    async def _connection(self, *, write: bool = False) -> AsyncIterator[Connection]:
         pool = self._writers if write else self._pool
         if pool is None:
             state = "closed" if self._closed else "not open (call open() first)"
@@ -452,25 +448,27 @@ class PostgreSQLStorage:
         if self._down is not None:
             raise Unavailable(f"the storage database is unavailable: {self._down}")
         try:
-            conn = await pool.acquire(timeout=self.timeout)
+            conn = await pool.acquire()
         except _AWAY as exc:
             raise self._went_away(exc) from None
+        # Lent again only after a statement that ended: interrupted (a timeout, a cancelled
+        # request) it may still be running, and the connection is terminated instead.
+        broken = True
         try:
             yield conn
+            broken = False
         except _AWAY as exc:
-            if not _gone(conn):
-                conn.terminate()  # never lend this one again: the pool makes a new one
             raise self._went_away(exc) from None
         except pgerr.InterfaceError as exc:
             # e.g. a statement on a connection that the server has just closed
-            if _gone(conn):
+            if conn.is_closed():
                 raise self._went_away(exc) from None
             raise
+        except pgerr.PostgresError:
+            broken = False  # the server refused one statement; the session is as it was
+            raise
         finally:
-            try:
-                await pool.release(conn, timeout=self.timeout)
-            except Exception as exc:  # the pool has terminated it: the outcome stands
-                log.debug("storage connection dropped on release: %s", _why(exc))
+            pool.release(conn, broken=broken)
 
     def _went_away(self, exc: BaseException) -> Unavailable:
         """Mark the store down (starting the prober) and say so."""
@@ -500,7 +498,7 @@ class PostgreSQLStorage:
                 continue
             for pool in (self._pool, self._writers):
                 if pool is not None:
-                    await pool.expire_connections()  # pooled ones predate the outage
+                    pool.expire()  # pooled ones predate the outage
             log.warning("storage database reachable again")
             self._down = None
             self._prober = None
@@ -562,7 +560,7 @@ class PostgreSQLStorage:
         # Forgotten before (reads racing the commit are not kept), then kept as written: a
         # secret's next write or read finds its head here. A row read meanwhile may be the
         # old one, and another replica's notice that came meanwhile may be of a newer one:
-        # when anything was invalidated during the commit, the rows are forgotten instead.
+        # :meth:`RowCache.put` forgets a row whose key was invalidated during the commit.
         cache = self.cache
         self._forget(ops)
         epoch = cache.epoch
@@ -571,11 +569,14 @@ class PostgreSQLStorage:
             written = await self._commit(ops, notice)
             return written
         finally:
-            if written is None or cache.epoch != epoch:
+            if written is None:
                 self._forget(ops)
             else:
-                for key, value in _final_values(ops).items():
-                    cache.keep(Row(key, value, written[key]), epoch)
+                final = _final_values(ops)
+                # a row deleted by this commit may have been read (before) and kept meanwhile
+                self._forget([op for op in ops if not isinstance(op, Put) or op.key not in final])
+                for key, value in final.items():
+                    cache.put(Row(key, value, written[key]), epoch)
 
     def _forget(self, ops: Sequence[Op]) -> None:
         self.cache.forget(
@@ -648,7 +649,7 @@ class PostgreSQLStorage:
             return int(await conn.fetchval("SELECT max(version) FROM kvault_schema") or 0)
 
 
-async def _transaction(conn: _Conn, ops: Sequence[Op], notice: str | None) -> dict[str, int]:
+async def _transaction(conn: Connection, ops: Sequence[Op], notice: str | None) -> dict[str, int]:
     """``ops`` and the ``notice`` of them that listeners get when (and only if) it commits, in
     one statement: one round trip, one implicit transaction, ``SERIALIZABLE`` by the writers'
     session default (:data:`_WRITER_SESSION`)."""
@@ -707,15 +708,7 @@ def _final_values(ops: Sequence[Op]) -> dict[str, bytes]:
     return final
 
 
-def _gone(conn: _Conn) -> bool:
-    """Whether the connection is closed (a proxy the pool already took back counts)."""
-    try:
-        return conn.is_closed()
-    except pgerr.InterfaceError:
-        return True
-
-
-async def _migrate(conn: _Conn) -> None:
+async def _migrate(conn: Connection) -> None:
     """Create or upgrade the schema, once, whoever else is starting now."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK)
@@ -732,28 +725,6 @@ async def _migrate(conn: _Conn) -> None:
                 await conn.execute(statement)
             await conn.execute("INSERT INTO kvault_schema (version) VALUES ($1)", number)
             log.info("storage schema migrated to version %d", number)
-
-
-async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    """The pool's ``reset``: nothing more than asyncpg always does when a connection comes
-    back (drop listener callbacks, roll back a transaction left open).
-
-    asyncpg's default adds a round trip to every release (``SELECT pg_advisory_unlock_all();
-    CLOSE ALL; UNLISTEN *; RESET ALL``) to undo session state that kvault never makes on a
-    pooled connection: its settings are startup parameters (:data:`_SESSION`), its advisory
-    lock is transaction-scoped, it opens no cursor outside a transaction, it ``LISTEN``s on a
-    connection of its own (:mod:`.pg_listen`) and never runs a session ``SET`` (a future
-    one must be ``SET LOCAL``). Without it a point read is one round trip instead of two:
-    measured 1,600-3,500 -> 3,000-5,400 gets/s through the pool, 1 and 16 tasks.
-    """
-
-
-async def _close_pool(pool: asyncpg.Pool) -> None:
-    try:
-        await asyncio.wait_for(pool.close(), timeout=5)
-    except Exception:  # timed out, or connections already broken: just drop them
-        with contextlib.suppress(Exception):
-            pool.terminate()
 
 
 def _why(exc: BaseException) -> str:

@@ -8,8 +8,13 @@ arrives (within a millisecond on one host).
 While the listening connection is down nothing is served from memory, and it starts empty
 again once listening resumes.
 
-A read that races an invalidation is not kept: every invalidation moves :attr:`epoch`, and a
-read keeps its row only if the epoch it started under is still current.
+A read that races an invalidation of its row is not kept: every invalidation moves
+:attr:`epoch` and marks the keys it touched with the new value; a read keeps its row only if
+the row's key was not marked after the epoch the read started under. Marks are per key, so
+the many commits of other rows that run meanwhile under load do not stop a row being kept
+(a global epoch did: with 32 writers almost no commit kept what it wrote). The marks are
+bounded (:data:`MARKS`): the oldest are dropped and the epoch of the last one dropped
+becomes a floor below which nothing is kept, which only refuses more.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from kvault.storage.base import Row
 
 #: Default bound on the bytes of values kept (least recently used beyond it).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: Keys whose last invalidation is remembered (a read under way while more keys than this
+#: were invalidated is not kept).
+MARKS = 4096
 
 
 class RowCache:
@@ -29,6 +37,11 @@ class RowCache:
         self._rows: OrderedDict[str, Row] = OrderedDict()
         self._bytes = 0
         self.epoch = 0
+        #: key -> the epoch of its last invalidation, oldest first (at most :data:`MARKS`).
+        self._marks: OrderedDict[str, int] = OrderedDict()
+        #: Nothing read under an epoch below this is kept (a wide invalidation, or marks
+        #: dropped for the bound).
+        self._floor = 0
         #: Rows are kept only while this is true (the store's notices reach us).
         self.active = False
         self.hits = 0
@@ -47,32 +60,67 @@ class RowCache:
         self.hits += 1
         return row
 
-    def keep(self, row: Row, epoch: int) -> None:
-        """Keep ``row``, read under ``epoch``, unless something was invalidated since."""
-        if not self.active or epoch != self.epoch or len(row.value) > self.max_bytes // 16:
+    def keep(self, row: Row, epoch: int) -> bool:
+        """Keep ``row``, read under ``epoch``, unless its key was invalidated since; whether
+        it was kept."""
+        if not self._fresh(row.key, epoch):
+            return False
+        self._store(row)
+        return True
+
+    def put(self, row: Row, epoch: int) -> None:
+        """A row this process has just written in a commit that started under ``epoch``:
+        kept (and reads that started before it never replace it), unless another change of
+        its key was heard meanwhile, then forgotten."""
+        fresh = self._fresh(row.key, epoch)
+        self._mark(row.key)
+        if fresh:
+            self._store(row)
+        else:
+            self._drop(row.key)
+
+    def forget(self, keys: Iterable[str] = (), prefixes: Iterable[str] = ()) -> None:
+        """Rows that changed (or may have)."""
+        for key in keys:
+            self._mark(key)
+            self._drop(key)
+        for prefix in prefixes:
+            self.epoch += 1
+            self._floor = self.epoch
+            for key in [k for k in self._rows if k.startswith(prefix)]:
+                self._drop(key)
+
+    def _fresh(self, key: str, epoch: int) -> bool:
+        return self.active and epoch >= self._floor and self._marks.get(key, 0) <= epoch
+
+    def _mark(self, key: str) -> None:
+        self.epoch += 1
+        marks = self._marks
+        marks.pop(key, None)
+        marks[key] = self.epoch
+        if len(marks) > MARKS:
+            self._floor = max(self._floor, marks.popitem(last=False)[1])
+
+    def _store(self, row: Row) -> None:
+        if len(row.value) > self.max_bytes // 16:
+            self._drop(row.key)
             return
-        old = self._rows.pop(row.key, None)
-        if old is not None:
-            self._bytes -= len(old.value)
+        self._drop(row.key)
         self._rows[row.key] = row
         self._bytes += len(row.value)
         while self._bytes > self.max_bytes:
             _, dropped = self._rows.popitem(last=False)
             self._bytes -= len(dropped.value)
 
-    def forget(self, keys: Iterable[str] = (), prefixes: Iterable[str] = ()) -> None:
-        """Rows that changed (or may have)."""
-        self.epoch += 1
-        for key in keys:
-            row = self._rows.pop(key, None)
-            if row is not None:
-                self._bytes -= len(row.value)
-        for prefix in prefixes:
-            for key in [k for k in self._rows if k.startswith(prefix)]:
-                self._bytes -= len(self._rows.pop(key).value)
+    def _drop(self, key: str) -> None:
+        row = self._rows.pop(key, None)
+        if row is not None:
+            self._bytes -= len(row.value)
 
     def clear(self) -> None:
         self.epoch += 1
+        self._floor = self.epoch
+        self._marks.clear()
         self._rows.clear()
         self._bytes = 0
 

@@ -9,6 +9,7 @@ persisted format, unchanged since the first release for secrets.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from kvault.barrier import rows
@@ -21,9 +22,9 @@ VAULTS = rows.VAULTS
 ROWS_KEPT = 8192
 
 
-def _make_room(cache: dict[tuple[str, ...], tuple[str, Context]]) -> None:
+def _make_room(cache: OrderedDict[tuple[str, ...], tuple[str, Context]]) -> None:
     if len(cache) >= ROWS_KEPT:
-        del cache[next(iter(cache))]
+        cache.popitem(last=False)  # the oldest (O(1), unlike a dict's first key)
 
 
 def vault_row(name: str) -> tuple[str, Context]:
@@ -40,11 +41,11 @@ class KindLayout:
 
     kind: str
     rows: rows.ItemRows
-    _heads: dict[tuple[str, ...], tuple[str, Context]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
+    _heads: OrderedDict[tuple[str, ...], tuple[str, Context]] = field(
+        default_factory=OrderedDict, init=False, repr=False, compare=False
     )
-    _versions: dict[tuple[str, ...], tuple[str, Context]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
+    _versions: OrderedDict[tuple[str, ...], tuple[str, Context]] = field(
+        default_factory=OrderedDict, init=False, repr=False, compare=False
     )
 
     @classmethod

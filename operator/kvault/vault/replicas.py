@@ -25,6 +25,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
+import orjson
+
 from kvault.barrier import rows
 from kvault.barrier.barrier import Barrier
 from kvault.barrier.view import RowsChanged, Shared, Watcher
@@ -47,19 +49,19 @@ def encode_changes(changes: Sequence[Change]) -> Iterator[str]:
     """Notes of at most :data:`NOTE_BYTES` each: one change as ``[vault, operation, item,
     version]`` (as replicas before batching sent and read it), several as a list of those."""
     if len(changes) == 1:
-        yield json.dumps(_fields(changes[0]), separators=(",", ":"))
+        yield orjson.dumps(_fields(changes[0])).decode()
         return
-    parts: list[str] = []
+    parts: list[bytes] = []
     size = 0
     for change in changes:
-        part = json.dumps(_fields(change), separators=(",", ":"))
+        part = orjson.dumps(_fields(change))  # UTF-8: its length is what PostgreSQL counts
         if parts and size + len(part) + 1 > NOTE_BYTES:
-            yield f"[{','.join(parts)}]"
+            yield f"[{b','.join(parts).decode()}]"
             parts, size = [], 0
         parts.append(part)
         size += len(part) + 1
     if parts:
-        yield f"[{','.join(parts)}]"
+        yield f"[{b','.join(parts).decode()}]"
 
 
 def decode_changes(note: str) -> list[Change]:

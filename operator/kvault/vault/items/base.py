@@ -3,6 +3,7 @@ the retry and the authorisation step (see :mod:`kvault.vault.items.engine`)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -59,7 +60,7 @@ class ItemBase(Generic[M, V, P, I, D]):
         self._metas: Memo[Any] = Memo(HEAD_MEMO_ROWS)
         #: :meth:`_properties` by the identity of the metadata and vault objects they were
         #: built from (both held, so that neither identity can be reused meanwhile).
-        self._props: dict[tuple[int, int], tuple[M, VaultInfo, P]] = {}
+        self._props: OrderedDict[tuple[int, int], tuple[M, VaultInfo, P]] = OrderedDict()
 
     # -- messages -------------------------------------------------------------------------
 
@@ -133,7 +134,7 @@ class ItemBase(Generic[M, V, P, I, D]):
             return kept[2]
         props = self.kind.properties(meta, vault)
         if len(self._props) >= HEAD_MEMO_ROWS:
-            del self._props[next(iter(self._props))]
+            self._props.popitem(last=False)  # the oldest (O(1), unlike a dict's first key)
         self._props[key] = (meta, vault, props)
         return props
 

@@ -155,7 +155,10 @@ class Items(Lifecycle[M, V, P, I, D]):
         )
         hkey, hctx = self._rows.head_row(vault.id, lname)
         if head[1].meta.version == target:
-            await txn.put(hkey, hctx, self._codec.encode_head(HeadRecord(meta)), head[0])
+            record = HeadRecord(meta)
+            await txn.put(
+                hkey, hctx, self._codec.encode_head(record), head[0], known=(self._heads, record)
+            )
         else:
             txn.check(hkey, head[0])
         return meta
@@ -199,8 +202,14 @@ class Items(Lifecycle[M, V, P, I, D]):
         hkey, hctx = self._rows.head_row(vault.id, lname)
         txn.check(self._rows.deleted_row(vault.id, lname)[0], ABSENT)
         await txn.put(vkey, vctx, self._codec.encode_version(VersionRecord(meta, value)), ABSENT)
-        head_row = self._codec.encode_head(HeadRecord(meta))
-        await txn.put(hkey, hctx, head_row, head[0] if head else ABSENT)
+        record = HeadRecord(meta)
+        await txn.put(
+            hkey,
+            hctx,
+            self._codec.encode_head(record),
+            head[0] if head else ABSENT,
+            known=(self._heads, record),
+        )
 
     async def _refuse_deleted(self, vault: VaultInfo, lname: str, name: str) -> None:
         if await self._deleted(vault, lname) is not None:
