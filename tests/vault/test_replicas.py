@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -20,9 +21,10 @@ from kvault.errors import ForbiddenByRbac, NotFound
 from kvault.hsm.software import SoftwareHSM
 from kvault.identity.model import Principal, RoleAssignment
 from kvault.storage.postgresql import LISTENER_APPLICATION, PostgreSQLStorage
+from kvault.vault import replicas
 from kvault.vault.changes import Change
 from kvault.vault.core import Caller
-from kvault.vault.replicas import NOTE_BYTES, RESYNC, decode_changes, encode_changes
+from kvault.vault.replicas import NOTE_BYTES, RESYNC, Replicas, decode_changes, encode_changes
 from kvault.vault.service import Kvault
 from tests.fixtures.postgres import PostgresServer, database_of
 
@@ -238,3 +240,34 @@ def test_changes_that_finish_together_share_a_notice() -> None:
     # a note of one change (as replicas before batching sent it) and foreign notes
     assert [c.item for c in decode_changes(notes[0][1:].split("],")[0] + "]")] == ["item-0"]
     assert decode_changes("not json") == [] and decode_changes('{"a": 1}') == []
+
+
+async def test_changes_finishing_within_the_gather_window_share_one_notice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each notice is a round trip to the database: the changes of operations that finish
+    within ``GATHER`` of each other go out together, and nothing waits longer than that."""
+    monkeypatch.setattr(replicas, "GATHER", 0.05)
+    sent: list[str] = []
+
+    class Store:
+        origin = "test"
+
+        async def watch(self, watcher: object) -> None: ...
+
+        async def announce(self, note: str) -> None:
+            sent.append(note)
+
+    async def no_vaults() -> list[str]:
+        return []
+
+    joined = Replicas(Store(), cast(Any, None), cast(Any, None), no_vaults)
+    for i in range(10):
+        joined._announce(Change("v", "SecretSet", f"s{i}", f"{i:032x}"))
+        await asyncio.sleep(0)  # each change in a loop turn of its own
+    await joined.drain()
+    assert len(sent) == 1
+    assert [c.item for c in decode_changes(sent[0])] == [f"s{i}" for i in range(10)]
+    joined._announce(Change("v", "SecretSet", "late", "f" * 32))
+    await joined.drain()
+    assert len(sent) == 2 and [c.item for c in decode_changes(sent[1])] == ["late"]
