@@ -4,7 +4,9 @@ A row read again unchanged need not be opened and decoded again. The memo is key
 row's key and checked against its stored bytes, not its revision: every write seals with a
 fresh nonce, so equal bytes can only be the same write (a row deleted and written again,
 whose revision starts over, never matches), and what was decoded from them was
-authenticated when it was first opened. Nothing stale can come out of it, on any replica.
+authenticated when it was first opened (or, for a row this process has just committed, is
+the record it encoded and sealed: ``Txn.put(..., known=...)``). Nothing stale can come out
+of it, on any replica.
 
 A kind opts in when keeping its rows in memory adds nothing that is not there already: a
 key's record holds its public JWK and either the HSM's handle or the software key, which the

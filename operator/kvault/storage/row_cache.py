@@ -102,10 +102,9 @@ class RowCache:
             self._floor = max(self._floor, marks.popitem(last=False)[1])
 
     def _store(self, row: Row) -> None:
-        if len(row.value) > self.max_bytes // 16:
-            self._drop(row.key)
-            return
         self._drop(row.key)
+        if len(row.value) > self.max_bytes // 16:
+            return
         self._rows[row.key] = row
         self._bytes += len(row.value)
         while self._bytes > self.max_bytes:
