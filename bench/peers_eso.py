@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 import urllib.request
@@ -37,6 +36,7 @@ from bench.peers_cluster import (
     free_port,
     proc_stats,
 )
+from bench.peers_store import stop_process
 from e2e import kube, peers
 from e2e.crds import apply_crds
 from e2e.fixtures import Cluster
@@ -217,13 +217,7 @@ class Eso:
             raise Abort(f"ESO exited with {self.process.returncode}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, "external-secrets")
 
 
 def start(cluster: Cluster, exe: Path, setting: Setting, log_dir: Path) -> Eso:

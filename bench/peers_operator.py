@@ -43,7 +43,6 @@ the ESO CRDs this run applied, and every process it started are removed at the e
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile
@@ -55,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import peers_eso
+from bench import peers_eso, peers_report
 from bench.operator import _cluster
 from bench.peers_apiserver import (
     Identity,
@@ -656,12 +655,7 @@ def main(argv: list[str]) -> int:
     opts = ap.parse_args(argv)
     command = " ".join(["python -m bench peers operator", *argv])
     report = run(opts, command)
-    opts.json.parent.mkdir(parents=True, exist_ok=True)
-    opts.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(report), file=sys.stderr)
-    print(f"figures: {opts.json}", file=sys.stderr)
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    peers_report.save(report, table(report), opts.json)
     return 0
 
 

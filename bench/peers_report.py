@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,17 @@ PLOT = ROOT / "docs" / "performance-latency.svg"
 BEGIN = "<!-- peers:begin (python -m bench peers report) -->"
 END = "<!-- peers:end -->"
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+
+
+def save(report: dict[str, Any], text: str, path: Path) -> None:
+    """What a peers bench ends with: its figures to ``path`` (read by :func:`write`) and to
+    stdout as JSON, its table (``text``) to stderr."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(text, file=sys.stderr)
+    print(f"figures: {path}", file=sys.stderr)
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
 
 
 def _load(name: str) -> dict[str, Any] | None:

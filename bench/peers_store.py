@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import peers_report
+
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 32
 MAX_REQUESTS = 500_000  # per window of the asyncio generator, whatever the duration
@@ -321,7 +323,8 @@ def _wait(check: Any, what: str, proc: subprocess.Popen[bytes], timeout: float =
     raise TimeoutError(f"{what} not ready within {timeout:.0f}s (last: {last})")
 
 
-def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
+def stop_process(proc: subprocess.Popen[bytes], name: str) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` (``name`` in the message) lingers."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -375,7 +378,7 @@ def kvault_server(tmp: Path) -> Iterator[Server]:
             },
         )
     finally:
-        _stop(proc, "kvault")
+        stop_process(proc, "kvault")
         log.close()
 
 
@@ -477,7 +480,7 @@ def vault_server(
             },
         )
     finally:
-        _stop(proc, f"vault-{storage}")
+        stop_process(proc, f"vault-{storage}")
         log.close()
 
 
@@ -714,12 +717,7 @@ def main(argv: list[str]) -> int:
     command = " ".join(["python -m bench peers store", *argv])
     storages = args.storage or list(STORAGES)
     report = run(max(1, args.window), max(1, args.rounds), storages, not args.no_build, command)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(report), file=sys.stderr)
-    print(f"figures: {args.json}", file=sys.stderr)
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    peers_report.save(report, table(report), args.json)
     return 0
 
 
